@@ -1,0 +1,17 @@
+"""vigil: unsupervised video anomaly detection for surveillance footage.
+
+Learn normality from normal videos, then score every frame of a new video (higher = more
+anomalous)::
+
+    from vigil import load_dataset, get_detector
+    ds = load_dataset("../shared/data/ucsd_ped2")
+    det = get_detector("truesight")(epochs=5).fit(ds.train)
+    scores = det.score(ds.test[0])
+"""
+
+from vigil.data import Dataset, Video, load_dataset, open_videos
+from vigil.errors import VigilError
+from vigil.models import Detector, available, get_detector
+
+__version__ = "0.1.0"
+__all__ = ["Dataset", "Detector", "Video", "VigilError", "available", "get_detector", "load_dataset", "open_videos"]

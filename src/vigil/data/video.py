@@ -1,0 +1,207 @@
+"""Reading frames: folders of images and video files, resized, optionally grayscale, cached.
+
+Shapes: ``T`` frames, ``H W`` height and width, ``C`` = 3 colour channels in RGB order.
+A :class:`Video` is cheap to create; frames are decoded on first use and kept in a disk cache
+keyed by the source files (names, sizes, modification times) and the requested size, so a change
+to either decodes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vigil.errors import VigilError
+from vigil.io import atomic_write
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+VIDEO_EXTS = (".avi", ".mp4", ".mov", ".mkv", ".m4v")
+_CACHE_VERSION = 1
+
+cv2.setNumThreads(max(1, os.cpu_count() or 1))
+
+
+def natural_key(p: Path):
+    """Sort ``frame_2.jpg`` before ``frame_10.jpg``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()), key=natural_key)
+
+
+def cache_dir() -> Path | None:
+    """``$VIGIL_CACHE`` (``off`` disables caching), else ``~/.cache/vigil``."""
+    env = os.environ.get("VIGIL_CACHE")
+    if env == "off":
+        return None
+    return Path(env) if env else Path.home() / ".cache" / "vigil"
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """One frame as ``(H, W, 3)`` uint8 RGB; a clear error for an unreadable or truncated file."""
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise VigilError(f"{path}: empty image file")
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        tail = data[-64:]
+        tail = tail[: np.flatnonzero(tail).max() + 1] if tail.any() else tail
+        if tail.size < 2 or tail[-2] != 0xFF or tail[-1] != 0xD9:
+            raise VigilError(f"{path}: truncated JPEG (no end-of-image marker)")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is None:
+        raise VigilError(f"{path}: unreadable image (not a valid {path.suffix.lstrip('.')} file)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _decode_video(path: Path) -> np.ndarray:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise VigilError(f"{path}: cannot open video (missing codec or not a video file)")
+    frames = []
+    try:
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                break
+            frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    finally:
+        cap.release()
+    if not frames:
+        raise VigilError(f"{path}: video has zero frames")
+    return np.stack(frames)
+
+
+def _resize(frames: np.ndarray, size: tuple[int, int] | None, gray: bool) -> np.ndarray:
+    out = []
+    for f in frames:
+        if size is not None and (f.shape[1], f.shape[0]) != tuple(size):
+            f = cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA)
+        if gray:
+            f = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+        out.append(f)
+    return np.stack(out)
+
+
+@dataclass
+class Video:
+    """One video: a folder of frames, a video file, or frames already in memory.
+
+    ``labels`` holds one 0/1 per frame when known (1 = anomalous); ``mask_source`` points at
+    pixel ground truth (a folder of masks) when the dataset has it.
+    """
+
+    name: str
+    source: Path | None = None
+    labels: np.ndarray | None = None
+    mask_source: Path | None = None
+    array: np.ndarray | None = field(default=None, repr=False)
+    fps: float | None = None
+    _n: int | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_array(cls, name: str, frames: np.ndarray, labels=None) -> "Video":
+        """Wrap ``(T, H, W, 3)`` or ``(T, H, W)`` uint8 frames."""
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = np.repeat(frames[..., None], 3, axis=-1)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise VigilError(f"video '{name}': expected frames of shape (T, H, W, 3), got {frames.shape}")
+        if len(frames) == 0:
+            raise VigilError(f"video '{name}': zero frames")
+        if frames.dtype != np.uint8:
+            frames = np.clip(frames, 0, 255).astype(np.uint8)
+        return cls(name=name, array=frames, labels=None if labels is None else np.asarray(labels))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, name: str | None = None) -> "Video":
+        """A video file or a folder of frames, checked to exist and hold frames."""
+        path = Path(path)
+        if not path.exists():
+            raise VigilError(f"{path}: no such file or folder")
+        if path.is_dir():
+            if not list_images(path):
+                raise VigilError(f"{path}: folder holds no frames ({', '.join(IMAGE_EXTS)})")
+        elif path.suffix.lower() not in VIDEO_EXTS:
+            raise VigilError(f"{path}: not a video file or folder of frames (expected {', '.join(VIDEO_EXTS)})")
+        return cls(name=name or path.stem, source=path)
+
+    def __len__(self) -> int:
+        if self._n is None:
+            if self.array is not None:
+                self._n = len(self.array)
+            elif self.source.is_dir():
+                self._n = len(list_images(self.source))
+            else:
+                self._n = len(self.frames())
+        return self._n
+
+    def _fingerprint(self) -> str:
+        h = hashlib.sha1(f"v{_CACHE_VERSION}:{self.source.resolve()}".encode())
+        files = list_images(self.source) if self.source.is_dir() else [self.source]
+        for p in files:
+            st = p.stat()
+            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+        return h.hexdigest()
+
+    def frames(self, size: tuple[int, int] | None = None, gray: bool = False) -> np.ndarray:
+        """All frames, ``(T, H, W, 3)`` RGB or ``(T, H, W)`` gray, uint8; ``size`` is ``(W, H)``."""
+        if self.array is not None:
+            return _resize(self.array, size, gray) if (size or gray) else self.array
+        root = cache_dir()
+        key = None
+        if root is not None:
+            key = root / f"{self._fingerprint()}_{size[0] if size else 0}x{size[1] if size else 0}_{'g' if gray else 'c'}.npy"
+            if key.is_file():
+                try:
+                    out = np.load(key)
+                    self._n = len(out)
+                    return out
+                except (ValueError, OSError):
+                    pass  # a damaged cache entry is decoded again and rewritten
+        out = self._decode(size, gray)
+        self._n = len(out)
+        if key is not None:
+            try:
+                with atomic_write(key, "wb") as f:
+                    np.save(f, out)
+            except OSError:
+                pass  # caching is an optimisation; a read-only cache must not stop scoring
+        return out
+
+    def _decode(self, size, gray) -> np.ndarray:
+        if self.source.is_dir():
+            files = list_images(self.source)
+            if not files:
+                raise VigilError(f"{self.source}: folder holds no frames")
+            first = _read_image(files[0])
+            out = []
+            for p in files:
+                img = first if p is files[0] else _read_image(p)
+                if img.shape != first.shape:
+                    raise VigilError(f"{p}: frame size {img.shape[1]}x{img.shape[0]} differs from "
+                                     f"{files[0].name} ({first.shape[1]}x{first.shape[0]})")
+                out.append(_resize(img[None], size, gray)[0])
+            return np.stack(out)
+        return _resize(_decode_video(self.source), size, gray)
+
+    def masks(self, size: tuple[int, int] | None = None) -> np.ndarray | None:
+        """Pixel ground truth ``(T, H, W)`` bool, or ``None`` when the dataset has none."""
+        if self.mask_source is None:
+            return None
+        if isinstance(self.mask_source, np.ndarray):
+            m = self.mask_source
+        else:
+            files = list_images(Path(self.mask_source))
+            m = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in files])
+        if len(m) != len(self):
+            raise VigilError(f"{self.mask_source}: {len(m)} masks for {len(self)} frames of video '{self.name}'")
+        if size is not None:
+            m = np.stack([cv2.resize(x.astype(np.uint8), tuple(size), interpolation=cv2.INTER_NEAREST) for x in m])
+        return m > 0

@@ -1,0 +1,9 @@
+"""One exception type for every input problem a user can cause.
+
+The CLI turns a :class:`VigilError` into a single line on stderr (``vigil: error: ...``) and exit
+code 2, so the message must name the file and say what is wrong with it.
+"""
+
+
+class VigilError(Exception):
+    """Bad input, a bad checkpoint or an impossible request, explained in one line."""

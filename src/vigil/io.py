@@ -1,0 +1,120 @@
+"""Atomic writes and the ``Id,Predicted`` score CSV.
+
+Every file vigil writes goes through :func:`atomic_write`: the content lands in a temporary file in
+the same folder and is renamed over the target, so an interrupted run never leaves half a
+checkpoint or half a CSV behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from vigil.errors import VigilError
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+        f.write("\n")
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def video_number(name: str) -> str:
+    """The ``<video>`` part of an Id: the last run of digits without zero padding (``"Test007"`` -> ``"7"``).
+
+    Names without digits are used as they are.
+    """
+    digits = re.findall(r"\d+", Path(name).stem)
+    return str(int(digits[-1])) if digits else Path(name).stem
+
+
+def frame_ids(video_name: str, n_frames: int) -> list[str]:
+    """``<video>_<frame>`` Ids with 1-based frame numbers, as in the submission format."""
+    v = video_number(video_name)
+    return [f"{v}_{i}" for i in range(1, n_frames + 1)]
+
+
+def write_scores_csv(path: str | os.PathLike, scores: dict[str, np.ndarray]) -> int:
+    """Write ``Id,Predicted`` rows for each video in order; returns the number of rows."""
+    seen: dict[str, str] = {}
+    rows = 0
+    with atomic_write(path) as f:
+        w = csv.writer(f)
+        w.writerow(["Id", "Predicted"])
+        for name, s in scores.items():
+            v = video_number(name)
+            if v in seen:
+                raise VigilError(f"{path}: videos '{seen[v]}' and '{name}' would share the Id prefix '{v}_'")
+            seen[v] = name
+            for fid, value in zip(frame_ids(name, len(s)), np.asarray(s, dtype=np.float64)):
+                w.writerow([fid, f"{value:.6g}"])
+                rows += 1
+    return rows
+
+
+def read_scores_csv(path: str | os.PathLike) -> dict[str, float]:
+    """Read an ``Id,Predicted`` CSV into ``{Id: score}``; one clear error for a malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise VigilError(f"{path}: no such score file")
+    out: dict[str, float] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:2]] != ["Id", "Predicted"]:
+            raise VigilError(f"{path}: expected the header 'Id,Predicted', found {header!r}")
+        for lineno, row in enumerate(reader, start=2):
+            if len(row) < 2:
+                raise VigilError(f"{path}:{lineno}: expected 'Id,Predicted', found {row!r}")
+            try:
+                value = float(row[1])
+            except ValueError:
+                raise VigilError(f"{path}:{lineno}: score {row[1]!r} is not a number") from None
+            if not np.isfinite(value):
+                raise VigilError(f"{path}:{lineno}: score for {row[0]} is not finite ({row[1]})")
+            out[row[0].strip()] = value
+    return out
+
+
+def sorted_ids(ids: Sequence[str]) -> list[str]:
+    """Ids in video then frame order (``2_10`` after ``2_9``)."""
+    def key(i: str):
+        v, _, f = i.rpartition("_")
+        return (int(v) if v.isdigit() else v, int(f) if f.isdigit() else f)
+    return sorted(ids, key=key)

@@ -1,0 +1,176 @@
+"""The detector API shared by every model, and the registry that maps CLI names to classes.
+
+The API is the one detector users know (scikit-learn, PyOD): ``fit(train_videos)`` returns the
+detector, ``score(video)`` returns one float per frame with **higher = more anomalous**, and state
+learned by ``fit`` ends in ``_``. A run folder holds ``model.safetensors`` (every learned array) and
+``config.json`` (the model name, its settings and fitted scalars), both written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import random
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from vigil.data.video import Video
+from vigil.errors import VigilError
+from vigil.io import atomic_write, write_json
+
+FORMAT_VERSION = 1
+_REGISTRY: dict[str, type["Detector"]] = {}
+
+
+def register(cls: type["Detector"]) -> type["Detector"]:
+    """Class decorator: make ``cls`` reachable as ``vigil train --model <cls.name>``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available() -> list[str]:
+    import vigil.models  # noqa: F401  (importing registers every model)
+    return sorted(_REGISTRY)
+
+
+def get_detector(name: str) -> type["Detector"]:
+    import vigil.models  # noqa: F401
+    if name not in _REGISTRY:
+        raise VigilError(f"unknown model '{name}' (available: {', '.join(sorted(_REGISTRY))})")
+    return _REGISTRY[name]
+
+
+def as_video(v: Video | np.ndarray, name: str = "video") -> Video:
+    return v if isinstance(v, Video) else Video.from_array(name, v)
+
+
+def resolve_device(device: str) -> "torch.device":  # noqa: F821
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VigilError(f"--device {device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise VigilError(f"--device {device}: not a device name (use cpu, cuda or cuda:N)") from None
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def machine_info() -> dict:
+    import torch
+
+    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+class Detector(ABC):
+    """Base of every detector. Subclasses set ``name`` and ``Config`` (a frozen dataclass)."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any = None, *, device: str = "cpu", progress: bool = True, **overrides):
+        cfg = config if config is not None else self.Config()
+        try:
+            self.config = dataclasses.replace(cfg, **overrides)
+        except TypeError as e:
+            raise VigilError(f"{self.name}: {e}") from None
+        self.device = device
+        self.progress = progress
+        self.fitted_ = False
+
+    # --- what each model provides -------------------------------------------------------------
+    @abstractmethod
+    def fit(self, videos: Sequence[Video | np.ndarray]) -> "Detector":
+        """Learn normality from normal videos only; returns ``self``."""
+
+    @abstractmethod
+    def score(self, video: Video | np.ndarray) -> np.ndarray:
+        """One score per frame, shape ``(T,)``; higher = more anomalous."""
+
+    @abstractmethod
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """Every learned array, by name, for ``model.safetensors``."""
+
+    @abstractmethod
+    def _load_state_arrays(self, arrays: dict[str, np.ndarray], fitted: dict) -> None:
+        """Restore what :meth:`_state_arrays` and :meth:`_fitted_meta` saved."""
+
+    def _fitted_meta(self) -> dict:
+        """Fitted scalars (JSON) saved in ``config.json``."""
+        return {}
+
+    # --- shared -------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not self.fitted_:
+            raise VigilError(f"{self.name}: call fit() or load() before score()")
+
+    def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write ``path/model.safetensors`` and ``path/config.json`` (each atomically)."""
+        from safetensors.numpy import save
+
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        arrays = {k: np.ascontiguousarray(v) for k, v in self._state_arrays().items()}
+        with atomic_write(path / "model.safetensors", "wb") as f:
+            f.write(save(arrays, metadata={"vigil_model": self.name}))
+        write_json(path / "config.json", {
+            "format": FORMAT_VERSION, "model": self.name, "config": dataclasses.asdict(self.config),
+            "fitted": self._fitted_meta(), **(extra or {}),
+        })
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str = "cpu") -> "Detector":
+        """Load a run folder written by :meth:`save`; a clear error for another model or a bad file."""
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        cfg_file, weights = path / "config.json", path / "model.safetensors"
+        if not path.is_dir():
+            raise VigilError(f"{path}: no such run folder")
+        for f in (cfg_file, weights):
+            if not f.is_file():
+                raise VigilError(f"{f}: missing (is {path} a folder written by 'vigil train'?)")
+        try:
+            meta = json.loads(cfg_file.read_text())
+            name, raw = meta["model"], meta["config"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise VigilError(f"{cfg_file}: corrupt run configuration ({e.__class__.__name__}: {e})") from None
+        klass = get_detector(name)
+        if cls is not Detector and klass is not cls:
+            raise VigilError(f"{path}: checkpoint of model '{name}', not '{cls.name}'")
+        known = {f.name for f in dataclasses.fields(klass.Config)}
+        unknown = set(raw) - known
+        if unknown:
+            raise VigilError(f"{cfg_file}: settings {sorted(unknown)} are not known to model '{name}'")
+        det = klass(klass.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}),
+                    device=device)
+        try:
+            arrays = load_file(str(weights))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise VigilError(f"{weights}: corrupt weights file ({e})") from None
+        try:
+            det._load_state_arrays(arrays, meta.get("fitted", {}))
+        except (KeyError, RuntimeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0][:300]
+            raise VigilError(f"{weights}: weights do not fit model '{name}' with these settings ({first})") from None
+        det.fitted_ = True
+        return det
