@@ -111,6 +111,10 @@ class Detector(ABC):
     def _load_state_arrays(self, arrays: dict[str, np.ndarray], fitted: dict) -> None:
         """Restore what :meth:`_state_arrays` and :meth:`_fitted_meta` saved."""
 
+    def score_maps(self, video: Video | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores ``(T,)`` and anomaly maps ``(T, H, W)`` float32 at the frame's own resolution."""
+        raise VigilError(f"{self.name}: this model gives no anomaly maps")
+
     def _fitted_meta(self) -> dict:
         """Fitted scalars (JSON) saved in ``config.json``."""
         return {}
