@@ -1,0 +1,27 @@
+# Two commands on a fresh machine: `make demo` (the main job on built-in data) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch is pinned to the CPU wheel in pyproject.toml; an unpinned torch would pull a CUDA build
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/vigil demo --out runs/demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_truesight.py
+	$(PY) benchmarks/bench_hybrid.py
+	$(PY) benchmarks/bench_ocrgan_video.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,247 @@
+"""The ``vigil`` command line: a thin layer over the Python API.
+
+Every user error ends in one line on stderr, ``vigil: error: <path>: <what is wrong>``, and exit
+status 2; nothing is left half-written (all outputs are written atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from vigil.errors import VigilError
+
+
+def _parse_set(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise VigilError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            v = json.loads(value)
+        except json.JSONDecodeError:
+            v = value
+        out[key.strip()] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def _overrides(klass, args) -> dict:
+    fields = {f.name for f in dataclasses.fields(klass.Config)}
+    over = _parse_set(args.set)
+    for name in ("epochs", "seed"):
+        value = getattr(args, name, None)
+        if value is not None:
+            if name not in fields:
+                raise VigilError(f"--{name}: model '{klass.name}' has no such setting "
+                                 f"(its settings: {', '.join(sorted(fields))})")
+            over[name] = value
+    unknown = set(over) - fields
+    if unknown:
+        raise VigilError(f"--set: model '{klass.name}' has no setting {', '.join(sorted(unknown))} "
+                         f"(its settings: {', '.join(sorted(fields))})")
+    return over
+
+
+def cmd_train(args) -> None:
+    from vigil.data import load_dataset
+    from vigil.models import get_detector
+    from vigil.models.base import machine_info, resolve_device
+
+    klass = get_detector(args.model)
+    over = _overrides(klass, args)
+    resolve_device(args.device)                      # fail before any data is read
+    ds = load_dataset(args.data)
+    print(ds.describe(), file=sys.stderr)
+    if not ds.train:
+        raise VigilError(f"{args.data}: no training videos to learn normality from")
+    det = klass(device=args.device, progress=not args.quiet, **over)
+    t0 = time.time()
+    det.fit(ds.train)
+    out = det.save(args.out, extra={"data": str(Path(args.data).resolve()), "layout": ds.layout,
+                                     "train_seconds": round(time.time() - t0, 2), "machine": machine_info(),
+                                     "command": "vigil " + " ".join(args.argv)})
+    print(f"trained {klass.name} in {time.time() - t0:.1f}s -> {out}/model.safetensors, {out}/config.json")
+
+
+def _load(run: str, device: str):
+    from vigil.models import Detector
+
+    return Detector.load(run, device=device)
+
+
+def cmd_score(args) -> None:
+    from tqdm.auto import tqdm
+
+    from vigil.data import open_videos
+    from vigil.io import write_scores_csv
+
+    det = _load(args.run, args.device)
+    videos = open_videos(args.data)
+    scores, n = {}, 0
+    t0 = time.time()
+    for v in tqdm(videos, desc="scoring", unit="video", disable=args.quiet):
+        if args.maps:
+            from vigil.maps import save_maps
+
+            s, maps = det.score_maps(v)
+            save_maps(Path(args.maps) / v.name, v, maps)
+        else:
+            s = det.score(v)
+        scores[v.name] = s
+        n += len(s)
+    rows = write_scores_csv(args.out, scores)
+    dt = time.time() - t0
+    print(f"scored {len(videos)} videos, {rows} frames in {dt:.1f}s ({n / max(dt, 1e-9):.0f} frames/s) -> {args.out}")
+
+
+def cmd_evaluate(args) -> None:
+    from vigil.evaluate import evaluate_csv
+    from vigil.io import write_json
+
+    m = evaluate_csv(args.scores, args.data)
+    print(m.table())
+    if args.json:
+        write_json(args.json, m.as_dict())
+        print(f"saved {args.json}")
+
+
+def cmd_explain(args) -> None:
+    from vigil.explain import explain_video
+
+    pos = None
+    if args.position:
+        try:
+            h, w = (int(t) for t in args.position.split(","))
+        except ValueError:
+            raise VigilError(f"--position {args.position!r}: expected H,W (two integers)") from None
+        pos = (h, w)
+    out = explain_video(Path(args.run), Path(args.data), Path(args.out), position=pos, device=args.device)
+    print(f"attention explained -> {out}")
+
+
+def cmd_synth(args) -> None:
+    from vigil.data.synthetic import generate
+
+    out = generate(args.out, seed=args.seed)
+    print(f"synthetic corridor written to {out}")
+
+
+def cmd_demo(args) -> None:
+    from vigil.data import load_dataset
+    from vigil.data.synthetic import generate
+    from vigil.evaluate import evaluate_csv
+    from vigil.io import write_json, write_scores_csv
+    from vigil.models import get_detector
+
+    root = Path(args.out)
+    data = generate(root / "data", seed=args.seed)
+    ds = load_dataset(data)
+    print(ds.describe())
+    klass = get_detector(args.model)
+    det = klass(progress=True, **({"epochs": args.epochs} if args.epochs else {})).fit(ds.train)
+    det.save(root / "run")
+    write_scores_csv(root / "scores.csv", {v.name: det.score(v) for v in ds.test})
+    m = evaluate_csv(root / "scores.csv", data)
+    write_json(root / "metrics.json", m.as_dict())
+    print(m.table())
+    print(f"\nresults in {root}/: data/ (synthetic corridor), run/ (model), scores.csv, metrics.json")
+
+
+def cmd_models(args) -> None:
+    from vigil.models import available, get_detector
+
+    for name in available():
+        print(f"{name:<14} {(get_detector(name).__doc__ or '').strip().splitlines()[0]}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vigil import __version__
+
+    p = argparse.ArgumentParser(prog="vigil", description="Unsupervised video anomaly detection: learn normality "
+                                "from normal videos, score every frame of new ones (higher = more anomalous).")
+    p.add_argument("--version", action="version", version=f"vigil {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="learn normality from a dataset's training videos",
+                       description="Train a detector on the normal training videos of DATASET; writes "
+                                   "OUT/model.safetensors and OUT/config.json.")
+    t.add_argument("--model", required=True, help="detector name (see 'vigil models')")
+    t.add_argument("--data", required=True, help="dataset folder (frames, UCSD, Avenue or Dataset/ layout)")
+    t.add_argument("--out", required=True, help="run folder to write")
+    t.add_argument("--epochs", type=int, help="training epochs (models that train by epochs)")
+    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any model setting, e.g. --set lr=0.0005")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("score", help="score every frame; writes an Id,Predicted CSV",
+                       description="Score each frame of DATA with the model in RUN. Id is <video>_<frame>: the "
+                                   "video's number without zero padding and the 1-based frame number.")
+    s.add_argument("run", help="run folder written by 'vigil train'")
+    s.add_argument("--data", required=True, help="dataset (its test videos), a video file, or a folder of frames")
+    s.add_argument("--out", required=True, help="CSV file to write")
+    s.add_argument("--maps", help="also save per-frame anomaly maps under this folder")
+    s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_score)
+
+    e = sub.add_parser("evaluate", help="frame-level AUC, AP and EER of a score CSV",
+                       description="Compare an Id,Predicted CSV with the labels of DATASET's test videos.")
+    e.add_argument("scores", help="CSV written by 'vigil score'")
+    e.add_argument("--data", required=True, help="dataset with test labels")
+    e.add_argument("--json", help="also save the metrics as JSON")
+    e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("explain", help="temporal attention pictures and statistics (OCR-GAN Video)",
+                       description="For the clips of a video: attention matrices per head, the five attention "
+                                   "statistics per position, top-3 attended frames; PNG pictures and a JSON file.")
+    x.add_argument("run", help="run folder of an ocrgan-video model")
+    x.add_argument("--data", required=True, help="a video file, a folder of frames, or a dataset")
+    x.add_argument("--out", required=True, help="folder to write pictures and explain.json into")
+    x.add_argument("--position", help="spatial position H,W of the feature grid to show (default: centre)")
+    x.add_argument("--device", default="cpu")
+    x.set_defaults(func=cmd_explain)
+
+    g = sub.add_parser("synth", help="write the synthetic corridor dataset",
+                       description="A fixed-camera corridor: people walking left to right; test videos add a "
+                                   "runner, a wrong-way walker and an abandoned box (frames layout, labels, masks).")
+    g.add_argument("--out", required=True)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=cmd_synth)
+
+    d = sub.add_parser("demo", help="the whole job on built-in synthetic data",
+                       description="Generate the synthetic corridor, train briefly, score, evaluate.")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--model", default="truesight")
+    d.add_argument("--epochs", type=int, default=15)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_demo)
+
+    m = sub.add_parser("models", help="list the detectors")
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        args.func(args)
+    except VigilError as e:
+        print(f"vigil: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vigil: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""True Sight: a frame autoencoder with multi-head spatial attention (design document 004).
+
+Shapes: ``B`` frames in a batch, ``C`` channels, ``H W`` height and width (96x96 at the design
+scale). Grayscale footage is replicated to 3 channels, so one architecture serves both.
+
+Pipeline: encoder 32→64→128→128 (dropout 0.45→0.35) · three spatial attention heads with
+different receptive fields and a learnable softmax fusion · a 32-channel bottleneck · decoder
+128→128→64→32→3. Training minimises ``(error * (1 + attention)).mean()``. Scoring reconstructs each
+frame at five scales, turns the error into seven per-frame components, normalises each against
+normal frames held out of training, fuses them with the design weights and smooths over time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from vigil.data.video import Video
+from vigil.models.base import Detector, as_video, register, resolve_device, seed_everything
+from vigil.scoring import adaptive_median, robust_stats
+
+COMPONENTS = ("l1", "l2", "max", "attention", "std", "frequency", "peak")
+
+
+@dataclass(frozen=True)
+class TrueSightConfig:
+    size: int = 96                                  # design input size (square)
+    enc_channels: tuple = (32, 64, 128, 128)
+    dropout: tuple = (0.45, 0.40, 0.35, 0.35)       # "high dropout: 0.45-0.35"
+    bottleneck: int = 32
+    heads: int = 3
+    # Five inference scales as input sizes: multiples of 16 so the 4 stride-2 stages stay exact.
+    scales: tuple = (64, 80, 96, 112, 128)
+    weights: tuple = (0.26, 0.22, 0.21, 0.15, 0.08, 0.06, 0.02)   # order of COMPONENTS
+    epochs: int = 25
+    batch_size: int = 64
+    lr: float = 1e-3
+    calib_fraction: float = 0.2     # share of training videos held out to calibrate scores
+    smooth_min: int = 3             # adaptive median window bounds (frames)
+    smooth_max: int = 9
+    false_alarm_rate: float = 0.01  # threshold_ gives this rate on held-out normal frames
+    seed: int = 0
+
+
+# --- building blocks --------------------------------------------------------------------------
+
+def _down(cin, cout, p):
+    return nn.Sequential(nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.LeakyReLU(0.2, inplace=True), nn.Dropout2d(p))
+
+
+def _up(cin, cout, last=False):
+    if last:
+        return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.Sigmoid())
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class SpatialAttention(nn.Module):
+    """Three heads see the feature map at different receptive fields (1, 3 and dilated 5x5 ≈ subtle,
+    medium and large anomalies); a learnable softmax fuses their maps.
+
+    In: ``(B, C, h, w)``. Out: features ``(B, C, h, w)`` re-weighted by ``1 + A`` and ``A (B, 1, h, w)``
+    in [0, 1].
+    """
+
+    def __init__(self, channels: int, heads: int = 3):
+        super().__init__()
+        hidden = max(channels // 8, 8)
+        specs = [(1, 1), (3, 1), (3, 2), (3, 3), (3, 4)][:heads]     # (kernel, dilation)
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(channels, hidden, k, padding=d * (k // 2), dilation=d),
+                          nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1))
+            for k, d in specs)
+        self.fusion = nn.Parameter(torch.zeros(heads))                # learnable, starts equal
+
+    def forward(self, x):
+        maps = torch.stack([torch.sigmoid(h(x)) for h in self.heads], dim=0)  # (nh, B, 1, h, w)
+        w = torch.softmax(self.fusion, dim=0).view(-1, 1, 1, 1, 1)
+        a = (w * maps).sum(0)                                                 # (B, 1, h, w)
+        return x * (1 + a), a
+
+
+class TrueSightOutput(NamedTuple):
+    recon: torch.Tensor       # (B, 3, H, W) in [0, 1]
+    attention: torch.Tensor   # (B, 1, H, W) upsampled to the input size, in [0, 1]
+
+
+class TrueSightNet(nn.Module):
+    def __init__(self, cfg: TrueSightConfig):
+        super().__init__()
+        c, p = cfg.enc_channels, cfg.dropout
+        self.encoder = nn.Sequential(_down(3, c[0], p[0]), _down(c[0], c[1], p[1]),
+                                     _down(c[1], c[2], p[2]), _down(c[2], c[3], p[3]))
+        self.attention = SpatialAttention(c[3], cfg.heads)
+        # the tight 32-channel bottleneck: normal frames fit through it, anomalies do not
+        self.squeeze = nn.Sequential(nn.Conv2d(c[3], cfg.bottleneck, 1), nn.LeakyReLU(0.2, inplace=True))
+        self.expand = nn.Sequential(nn.Conv2d(cfg.bottleneck, 128, 1), nn.ReLU(inplace=True))
+        self.decoder = nn.Sequential(_up(128, 128), _up(128, 64), _up(64, 32), _up(32, 3, last=True))
+
+    def forward(self, x: torch.Tensor) -> TrueSightOutput:
+        B, _, H, W = x.shape
+        assert H % 16 == 0 and W % 16 == 0, "input sides must be multiples of 16 (four stride-2 stages)"
+        z, a = self.attention(self.encoder(x))
+        recon = self.decoder(self.expand(self.squeeze(z)))
+        return TrueSightOutput(recon, F.interpolate(a, size=(H, W), mode="bilinear", align_corners=False))
+
+
+# --- per-frame score components -----------------------------------------------------------------
+
+def _high_freq_mask(size: int) -> torch.Tensor:
+    fy = torch.fft.fftfreq(size).abs().view(-1, 1)
+    fx = torch.fft.rfftfreq(size).view(1, -1)
+    return (torch.sqrt(fx ** 2 + fy ** 2) > 0.25).float()    # upper half of the spectrum radius
+
+
+def component_maps(net: TrueSightNet, x: torch.Tensor, scales: Sequence[int]):
+    """Error maps averaged over the inference scales, all at ``x``'s size.
+
+    In: ``x (B, 3, S, S)``. Out: ``e1, e2, att (B, S, S)`` and the high-frequency spectrum gap ``(B,)``.
+    """
+    S = x.shape[-1]
+    e1 = e2 = att = 0.0
+    hf = _high_freq_mask(S).to(x.device)
+    freq = 0.0
+    for s in scales:
+        xs = x if s == S else F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+        out = net(xs)
+        recon = out.recon if s == S else F.interpolate(out.recon, size=(S, S), mode="bilinear", align_corners=False)
+        a = out.attention if s == S else F.interpolate(out.attention, size=(S, S), mode="bilinear", align_corners=False)
+        d = (recon - x).abs().mean(1)                                      # (B, S, S)
+        e1, e2, att = e1 + d, e2 + d ** 2, att + a[:, 0]
+        spec = lambda img: torch.fft.rfft2(img.mean(1)).abs()               # noqa: E731
+        freq = freq + ((spec(recon) - spec(x)).abs() * hf).sum((1, 2)) / hf.sum()
+    n = len(scales)
+    return e1 / n, e2 / n, att / n, freq / n
+
+
+def frame_components(e1, e2, att, freq, mu1, sd1, mu2, sd2) -> np.ndarray:
+    """The seven components per frame from error maps calibrated per location.
+
+    ``z = (e - mu) / sd`` uses per-pixel statistics of normal held-out frames: a fixed camera makes
+    some places (textured ground, edges) always hard to reconstruct, and calibration stops them
+    from looking anomalous. Returns ``(B, 7)`` in the order of ``COMPONENTS``.
+    """
+    z1 = (e1 - mu1) / sd1
+    z2 = (e2 - mu2) / sd2
+    local = F.avg_pool2d(z1[:, None], 7, stride=1, padding=3)[:, 0]       # blob-sized peaks
+    w = att / att.sum((1, 2), keepdim=True).clamp_min(1e-8)
+    comps = [
+        z1.mean((1, 2)),                                                  # l1
+        z2.mean((1, 2)),                                                  # l2
+        local.flatten(1).amax(1),                                         # max
+        (w * z1).sum((1, 2)),                                             # attention-weighted error
+        z1.flatten(1).std(1),                                             # std (texture of the error)
+        freq,                                                             # frequency
+        z2.flatten(1).amax(1),                                            # peak (single-pixel spike)
+    ]
+    return torch.stack(comps, 1).cpu().numpy().astype(np.float64)
+
+
+# --- the detector -------------------------------------------------------------------------------
+
+@register
+class TrueSight(Detector):
+    """Frame autoencoder with multi-head spatial attention. Higher score = more anomalous."""
+
+    name = "truesight"
+    Config = TrueSightConfig
+
+    def _frames(self, video: Video) -> np.ndarray:
+        """``(T, 3, S, S)`` float32 in [0, 1]; gray footage (or a gray-trained model) uses one channel x3."""
+        s = self.config.size
+        f = video.frames(size=(s, s))
+        if self.gray_:
+            f = np.repeat(cv2.cvtColor(f.reshape(-1, s, 3), cv2.COLOR_RGB2GRAY).reshape(len(f), s, s, 1), 3, -1)
+        return np.ascontiguousarray(f.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+    def _split(self, videos: list[Video]) -> tuple[list[Video], list[Video]]:
+        """Hold out whole normal videos for calibration (deterministic for the seed)."""
+        if len(videos) < 2:
+            return videos, videos   # one video: calibrate on its frames (documented: optimistic)
+        n_cal = max(1, int(round(self.config.calib_fraction * len(videos))))
+        order = np.random.default_rng(self.config.seed).permutation(len(videos))
+        cal = sorted(order[:n_cal])
+        return [v for i, v in enumerate(videos) if i not in cal], [videos[i] for i in cal]
+
+    def fit(self, videos) -> "TrueSight":
+        cfg = self.config
+        videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
+        if not videos:
+            from vigil.errors import VigilError
+            raise VigilError("truesight: fit() needs at least one normal training video")
+        seed_everything(cfg.seed)
+        dev = resolve_device(self.device)
+        sample = videos[0].frames(size=(cfg.size, cfg.size))[:8]
+        self.gray_ = bool(np.all(sample[..., 0] == sample[..., 1]) and np.all(sample[..., 1] == sample[..., 2]))
+        train_v, cal_v = self._split(videos)
+        x = torch.from_numpy(np.concatenate([self._frames(v) for v in train_v]))
+        self.net_ = TrueSightNet(cfg).to(dev)
+        opt = torch.optim.Adam(self.net_.parameters(), lr=cfg.lr)
+        steps = cfg.epochs * math.ceil(len(x) / cfg.batch_size)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+        gen = torch.Generator().manual_seed(cfg.seed)
+        t0 = time.time()
+        bar = tqdm(range(cfg.epochs), desc="truesight", unit="epoch", disable=not self.progress)
+        self.net_.train()
+        for _ in bar:
+            perm = torch.randperm(len(x), generator=gen)
+            total = 0.0
+            for i in range(0, len(x), cfg.batch_size):
+                xb = x[perm[i:i + cfg.batch_size]].to(dev)
+                # train at every inference scale, so all five reconstruct normal frames well
+                s = cfg.scales[int(torch.randint(len(cfg.scales), (1,), generator=gen))]
+                if s != cfg.size:
+                    xb = F.interpolate(xb, size=(s, s), mode="bilinear", align_corners=False)
+                out = self.net_(xb)
+                err = (out.recon - xb).abs()
+                # attention-weighted loss; the weight is detached so the attention cannot lower
+                # the loss by switching itself off
+                loss = (err * (1 + out.attention.detach())).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(xb)
+            bar.set_postfix(loss=f"{total / len(x):.4f}")
+        self.train_seconds_ = time.time() - t0
+        self._calibrate(cal_v)
+        self.fitted_ = True
+        return self
+
+    @torch.no_grad()
+    def _maps(self, frames: np.ndarray, batch: int = 128):
+        dev = resolve_device(self.device)
+        self.net_.eval()
+        outs = [[], [], [], []]
+        for i in range(0, len(frames), batch):
+            xb = torch.from_numpy(frames[i:i + batch]).to(dev)
+            for o, t in zip(outs, component_maps(self.net_, xb, self.config.scales)):
+                o.append(t)
+        return [torch.cat(o) for o in outs]
+
+    def _calibrate(self, videos: list[Video]) -> None:
+        """Per-pixel error statistics, then per-component statistics, from held-out normal frames."""
+        frames = np.concatenate([self._frames(v) for v in videos])
+        e1, e2, att, freq = self._maps(frames)
+        mu1, sd1 = robust_stats(e1.cpu().numpy())
+        mu2, sd2 = robust_stats(e2.cpu().numpy())
+        self.pixel_stats_ = np.stack([mu1, sd1, mu2, sd2]).astype(np.float32)
+        comps = self._components(e1, e2, att, freq)
+        self.comp_center_, self.comp_scale_ = robust_stats(comps)
+        fused = [self._fuse(self._components(*self._maps(self._frames(v)))) for v in videos]
+        smoothed = np.concatenate([adaptive_median(f, self.config.smooth_min, self.config.smooth_max) for f in fused])
+        self.threshold_ = float(np.quantile(smoothed, 1 - self.config.false_alarm_rate))
+
+    def _components(self, e1, e2, att, freq) -> np.ndarray:
+        dev = e1.device
+        mu1, sd1, mu2, sd2 = (torch.from_numpy(a).to(dev) for a in self.pixel_stats_)
+        return frame_components(e1, e2, att, freq, mu1, sd1, mu2, sd2)
+
+    def _fuse(self, comps: np.ndarray) -> np.ndarray:
+        z = (comps - self.comp_center_) / self.comp_scale_       # each component normalised first
+        return z @ np.asarray(self.config.weights, dtype=np.float64)
+
+    def components(self, video) -> np.ndarray:
+        """The seven raw components per frame, ``(T, 7)``, in the order of ``COMPONENTS``."""
+        self._check_fitted()
+        return self._components(*self._maps(self._frames(as_video(video))))
+
+    def score(self, video) -> np.ndarray:
+        self._check_fitted()
+        fused = self._fuse(self.components(video))
+        return adaptive_median(fused, self.config.smooth_min, self.config.smooth_max)
+
+    def score_maps(self, video) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and per-pixel calibrated error maps at the frame's own resolution."""
+        self._check_fitted()
+        video = as_video(video)
+        e1, e2, att, freq = self._maps(self._frames(video))
+        scores = adaptive_median(self._fuse(self._components(e1, e2, att, freq)),
+                                 self.config.smooth_min, self.config.smooth_max)
+        mu1, sd1 = (torch.from_numpy(a).to(e1.device) for a in self.pixel_stats_[:2])
+        z = ((e1 - mu1) / sd1).clamp_min(0).cpu().numpy()
+        h, w = video.frames().shape[1:3]
+        maps = np.stack([cv2.GaussianBlur(cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 2)
+                         for m in z]).astype(np.float32)
+        return scores, maps
+
+    # --- persistence ---
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
+        arrays.update(pixel_stats=self.pixel_stats_, comp_center=self.comp_center_, comp_scale=self.comp_scale_)
+        return arrays
+
+    def _load_state_arrays(self, arrays, fitted) -> None:
+        self.net_ = TrueSightNet(self.config).to(resolve_device(self.device))
+        state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
+        self.net_.load_state_dict(state, strict=True)
+        self.pixel_stats_ = arrays["pixel_stats"]
+        self.comp_center_, self.comp_scale_ = arrays["comp_center"], arrays["comp_scale"]
+        self.gray_, self.threshold_ = bool(fitted["gray"]), float(fitted["threshold"])
+        self.train_seconds_ = fitted.get("train_seconds")
+
+    def _fitted_meta(self) -> dict:
+        return {"gray": self.gray_, "threshold": self.threshold_, "train_seconds": self.train_seconds_,
+                "components": list(COMPONENTS)}

@@ -1,0 +1,102 @@
+"""The command line on temporary folders: train, score, evaluate, and one-line errors."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vigil.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def run_dir(synthetic_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--model", "truesight", "--data", str(synthetic_root), "--out", str(out),
+                 "--epochs", "2", "--seed", "3", "--quiet", "--set", "batch_size=32"]) == 0
+    return out
+
+
+def test_train_writes_weights_and_full_config(run_dir):
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert (run_dir / "model.safetensors").stat().st_size > 10_000
+    assert cfg["model"] == "truesight" and cfg["layout"] == "frames"
+    assert cfg["config"]["epochs"] == 2 and cfg["config"]["seed"] == 3 and cfg["config"]["batch_size"] == 32
+    assert "--epochs 2" in cfg["command"] and cfg["machine"]["torch"]
+
+
+def test_score_then_evaluate(run_dir, synthetic_root, tmp_path, capsys):
+    scores = tmp_path / "scores.csv"
+    code, out, _ = run(capsys, "score", run_dir, "--data", synthetic_root, "--out", scores, "--quiet")
+    assert code == 0 and "scored 3 videos, 192 frames" in out
+    rows = list(csv.reader(scores.open()))
+    assert rows[0] == ["Id", "Predicted"] and rows[1][0] == "1_1" and rows[65][0] == "2_1" and len(rows) == 193
+    code, out, _ = run(capsys, "evaluate", scores, "--data", synthetic_root, "--json", tmp_path / "m.json")
+    assert code == 0 and "micro AUC (raw scores pooled" in out and "min-max normalised" in out
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert 0 <= m["micro_auc"] <= 1 and m["n_frames"] == 192
+
+
+def test_score_single_video_file_and_maps(run_dir, synthetic, tmp_path, capsys):
+    import cv2
+
+    frames = synthetic.test[0].frames()[:10]
+    vw = cv2.VideoWriter(str(tmp_path / "cam7.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, frames.shape[2:0:-1])
+    for f in frames:
+        vw.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    vw.release()
+    code, _, _ = run(capsys, "score", run_dir, "--data", tmp_path / "cam7.avi", "--out", tmp_path / "s.csv",
+                     "--maps", tmp_path / "maps", "--quiet")
+    assert code == 0
+    ids = [r[0] for r in csv.reader((tmp_path / "s.csv").open())][1:]
+    assert ids == [f"7_{i}" for i in range(1, 11)]
+    maps = np.load(tmp_path / "maps" / "cam7" / "maps.npz")["maps"]
+    assert maps.shape == (10, 96, 128) and (tmp_path / "maps" / "cam7" / "00010.png").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--model", "truesight", "--data", "{tmp}/nope", "--out", "{tmp}/r"], "nope: no such dataset folder"),
+    (["train", "--model", "nosuch", "--data", "{tmp}", "--out", "{tmp}/r"], "unknown model 'nosuch'"),
+    (["train", "--model", "truesight", "--data", "{syn}", "--out", "{tmp}/r", "--set", "colour=1"],
+     "has no setting colour"),
+    (["score", "{tmp}/norun", "--data", "{syn}", "--out", "{tmp}/s.csv"], "norun: no such run folder"),
+    (["evaluate", "{tmp}/none.csv", "--data", "{syn}"], "none.csv: no such score file"),
+])
+def test_errors_are_one_line(argv, message, synthetic_root, tmp_path, capsys):
+    argv = [a.format(tmp=tmp_path, syn=synthetic_root) for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("vigil: error: ") and message in err and err.count("\n") == 1
+
+
+def test_device_cuda_without_cuda(synthetic_root, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run(capsys, "train", "--model", "truesight", "--data", synthetic_root, "--out", tmp_path / "r",
+                       "--device", "cuda")
+    assert code == 2 and "CUDA is not available" in err
+
+
+def test_evaluate_refuses_scores_of_another_dataset(synthetic_root, tmp_path, capsys):
+    (tmp_path / "s.csv").write_text("Id,Predicted\n1_1,0.5\n")
+    code, _, err = run(capsys, "evaluate", tmp_path / "s.csv", "--data", synthetic_root)
+    assert code == 2 and "no score for 63 frames of test video 01" in err
+
+
+def test_installed_entry_point_and_help():
+    exe = [sys.executable, "-m", "vigil"]
+    out = subprocess.run(exe + ["--help"], capture_output=True, text=True, check=True).stdout
+    for cmd in ("train", "score", "evaluate", "explain", "demo"):
+        assert cmd in out
+    out = subprocess.run(exe + ["train", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--epochs" in out and "--device" in out and "--seed" in out
