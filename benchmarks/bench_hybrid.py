@@ -1,0 +1,127 @@
+"""Benchmark of the ``hybrid`` detector on a labelled dataset (default: the UCSD Ped2 development split).
+
+Prints and (with ``--json``) writes: frame metrics (micro AUC raw and per-video normalised, macro AUC,
+AP, EER), fitting time, scoring speed and peak memory, the machine, and an ablation in which each kind
+of evidence is fitted, calibrated and scored alone, then the fusions.
+
+Speed is measured two ways, both on one process:
+
+* **in memory**: the test frames are decoded first and handed over as arrays at their own size
+  (360x240 for Ped2); the clock covers resizing, flow, descriptors, kNN, fusion and smoothing;
+* **end to end**: the same from the dataset's image files with the frame cache off (decode included).
+
+    .venv/bin/python benchmarks/bench_hybrid.py [--data PATH] [--json out.json] [--no-ablation]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ucsd_ped2"
+ABLATION = [("motion",), ("location",), ("dynamics",), ("appearance",),
+            ("motion", "location"), ("motion", "location", "dynamics"),
+            ("motion", "location", "dynamics", "appearance")]
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux reports KiB
+
+
+def evaluate(ds, evidence=None) -> dict:
+    """Fit on ``ds.train``, score ``ds.test``; metrics and timings."""
+    from vigil.metrics import frame_metrics
+    from vigil.models.hybrid import Hybrid
+
+    det = Hybrid(**({} if evidence is None else {"evidence": tuple(evidence)}))
+    for v in ds.train:                                  # decode into the frame cache outside the clock
+        v.frames(size=(240, 160), gray=True)            # (Ped2's working size; elsewhere only a warm-up)
+    t0 = time.perf_counter()
+    det.fit(ds.train)
+    fit_s = time.perf_counter() - t0
+    arrays = [v.frames() for v in ds.test]              # (T, H, W, 3) RGB at the source size
+    n = sum(len(a) for a in arrays)
+    t0, c0 = time.perf_counter(), time.process_time()
+    scores = [det.score(a) for a in arrays]
+    mem_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    m = frame_metrics(scores, [v.labels for v in ds.test])
+    return {"evidence": list(det.config.evidence), "metrics": m.as_dict(), "table": m.table(),
+            "fit_s": fit_s, "frames": n, "fps_in_memory": n / mem_s,
+            "frames_per_cpu_second": n / cpu_s, "tau": det.tau_,
+            "threshold": det.threshold_, "frame_size": list(arrays[0].shape[1:3][::-1]), "det": det}
+
+
+def end_to_end_fps(det, ds) -> float:
+    from vigil.data.video import Video
+
+    os.environ["VIGIL_CACHE"] = "off"
+    try:
+        t0 = time.perf_counter()
+        n = sum(len(det.score(Video(name=v.name, source=v.source))) for v in ds.test)
+        return n / (time.perf_counter() - t0)
+    finally:
+        os.environ.pop("VIGIL_CACHE")
+
+
+def main(argv=None) -> int:
+    from vigil.data import load_dataset
+    from vigil.models.base import machine_info
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="dataset folder (default: %(default)s)")
+    ap.add_argument("--json", help="write the results here as JSON")
+    ap.add_argument("--no-ablation", action="store_true", help="skip the per-evidence ablation")
+    args = ap.parse_args(argv)
+    ds = load_dataset(args.data)
+    if not ds.has_labels:
+        print(f"{args.data}: test videos have no labels; nothing to evaluate", file=sys.stderr)
+        return 2
+    print(ds.describe())
+    machine = machine_info()
+    print("machine:", json.dumps(machine))
+    main_run = evaluate(ds)
+    det = main_run.pop("det")
+    main_run["fps_end_to_end"] = end_to_end_fps(det, ds)
+    main_run["peak_rss_mib"] = peak_rss_mib()
+    print(f"\nhybrid (evidence: {', '.join(main_run['evidence'])}; working size {det.size_[0]}x{det.size_[1]}, "
+          f"moving threshold {main_run['tau']:.3f} px/frame, threshold_ {main_run['threshold']:.3f})")
+    print(main_run["table"])
+    w, h = main_run["frame_size"]
+    print(f"fit time                                           {main_run['fit_s']:.1f} s "
+          f"({sum(len(v) for v in ds.train)} training frames)")
+    print(f"scoring, frames in memory ({w}x{h})               {main_run['fps_in_memory']:.0f} frames/s")
+    print(f"scoring, end to end (decode from files, no cache)  {main_run['fps_end_to_end']:.0f} frames/s")
+    print(f"scoring CPU cost, frames in memory                 {main_run['frames_per_cpu_second']:.0f} frames "
+          f"per CPU-second (all threads; independent of other load)")
+    print(f"load average at the end (other processes share the CPU): {os.getloadavg()[0]:.1f}")
+    print(f"peak memory (RSS, whole process so far)            {main_run['peak_rss_mib']:.0f} MiB")
+    main_run["load_average_1min"] = os.getloadavg()[0]
+    results = {"data": str(args.data), "machine": machine, "hybrid": main_run, "ablation": []}
+    if not args.no_ablation:
+        print("\nablation (each variant fitted and calibrated on its own; micro = raw scores pooled)")
+        print(f"{'evidence':<40} {'micro':>7} {'norm':>7} {'macro':>7} {'AP':>7} {'fit s':>6} {'fps':>6}")
+        for ev in ABLATION:
+            r = evaluate(ds, ev)
+            r.pop("det")
+            m = r["metrics"]
+            print(f"{' + '.join(ev):<40} {m['micro_auc']:7.4f} {m['micro_auc_video_norm']:7.4f} "
+                  f"{m['macro_auc']:7.4f} {m['average_precision']:7.4f} {r['fit_s']:6.1f} {r['fps_in_memory']:6.0f}",
+                  flush=True)
+            results["ablation"].append(r)
+    if args.json:
+        from vigil.io import write_json
+        write_json(args.json, results)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
