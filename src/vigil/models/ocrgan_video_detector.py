@@ -1,0 +1,309 @@
+"""The OCR-GAN Video detector: training, calibration on held-out normal frames, scoring, saving.
+
+Scoring, frame by frame (higher = more anomalous): frame ``t`` is scored by the clip that *ends*
+at ``t`` (frames ``t-T+1 .. t``); the generator predicts frame ``t`` from the ``T - 1`` before it.
+Before the first full clip, and for a video shorter than one clip, the clip is completed by
+repeating the video's first frame (so every frame gets a score; the first ``T - 1`` scores rest on
+less real context). Three components, each calibrated on normal training frames that training
+never saw (the last ``holdout`` of every training video):
+
+* ``rec``: the squared prediction error map (64 x 64), made a z-score per pixel with the held-out
+  per-pixel mean and standard deviation, smoothed (Gaussian, ``map_sigma``), its maximum;
+* ``feat``: the squared distance between the discriminator's (attended) features of the real and
+  of the predicted last frame, per grid position, z-scored per position, its maximum;
+* ``attention`` (optional, ``attention_weight``, 0 by default): the five attention statistics of
+  the real clip per position, z-scored against held-out clips, mean |z| over the five, its maximum.
+
+Each frame-level component is then normalised with the held-out median and MAD and combined as
+``rec_weight x rec + feat_weight x feat + attention_weight x attention`` (the published rule is
+0.9 / 0.1), and the curve is smoothed over time (Gaussian, ``score_sigma`` frames).
+The clip length is fixed by the checkpoint: the generator's input holds ``clip_len - 1`` frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import cv2
+import numpy as np
+import torch
+from einops import rearrange
+from scipy.ndimage import gaussian_filter
+
+from vigil.data.video import Video
+from vigil.errors import VigilError
+from vigil.models.attention import attention_statistics
+from vigil.models.base import Detector, as_video, register, resolve_device, seed_everything
+from vigil.models.ocrgan_video import OcrGanVideoConfig, OcrGanVideoModel
+from vigil.scoring import gaussian_smooth, robust_stats
+
+COMPONENTS = ("rec", "feat", "attention")
+
+
+class FrameOutputs(NamedTuple):
+    """Raw per-frame outputs of the networks for one video of ``N`` frames."""
+    rec_map: np.ndarray              # (N, 64, 64) squared prediction error
+    feat_map: np.ndarray             # (N, h, w) squared feature distance, real vs predicted last frame
+    stats: np.ndarray | None         # (N, h, w, 5) statistics of the real clip's head-averaged attention
+    attention: np.ndarray | None     # (N, h, w, nh, T, T) when asked for
+
+
+class ScoreComponents(NamedTuple):
+    rec: np.ndarray        # (N,) each normalised on held-out normal frames
+    feat: np.ndarray
+    attention: np.ndarray  # NaN-free; zeros when the model has no attention
+    combined: np.ndarray   # (N,) the final score, smoothed
+    maps: np.ndarray       # (N, 64, 64) calibrated, smoothed reconstruction z-map
+    stats: np.ndarray | None
+
+
+def _to_float(frames: np.ndarray) -> np.ndarray:
+    return frames.astype(np.float32) / 127.5 - 1.0
+
+
+def _pad_front(x: np.ndarray, n: int) -> np.ndarray:
+    return np.concatenate([np.repeat(x[:1], n, axis=0), x]) if n > 0 else x
+
+
+def _zscore(x: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    # the floor (median sd) keeps near-constant pixels (static background) from dominating the max
+    return (x - mu) / (sd + np.median(sd))
+
+
+@register
+class OcrGanVideo(Detector):
+    """OCR-GAN extended to clips, with temporal attention in the discriminator (design document 000).
+
+    ``score(video)`` returns one float per frame, higher = more anomalous.
+    """
+
+    name = "ocrgan-video"
+    Config = OcrGanVideoConfig
+    context_frames = 16 + 6   # class-level bound; a fitted model knows its own, see context()
+
+    def context(self) -> int:
+        """Live history per score: one full clip for the newest frame, plus the past that the
+        temporal smoothing (Gaussian, ``score_sigma``) reaches within 3 sigma."""
+        return self.config.clip_len + int(math.ceil(3 * self.config.score_sigma))
+
+    # --- building -------------------------------------------------------------------------------
+    def _build(self) -> OcrGanVideoModel:
+        cfg = self.config
+        if not 2 <= cfg.clip_len <= 32:
+            raise VigilError(f"{self.name}: clip_len {cfg.clip_len} is not supported (use 8 or 16; at most 32)")
+        self.model_ = OcrGanVideoModel(cfg).to(resolve_device(self.device))
+        return self.model_
+
+    def _frames(self, video: Video) -> np.ndarray:
+        s = self.config.size
+        return _to_float(video.frames(size=(s, s), gray=True))  # (N, 64, 64)
+
+    # --- training -------------------------------------------------------------------------------
+    def fit(self, videos: Sequence[Video | np.ndarray]) -> "OcrGanVideo":
+        cfg, T = self.config, self.config.clip_len
+        seed_everything(cfg.seed)
+        dev = resolve_device(self.device)
+        model = self._build()
+        videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
+        if not videos:
+            raise VigilError(f"{self.name}: no training videos")
+        train_parts, held_parts = [], []
+        for v in videos:
+            x = self._frames(v)
+            n_hold = int(math.floor(cfg.holdout * len(x))) if len(x) - int(cfg.holdout * len(x)) >= T else 0
+            train_parts.append(x[: len(x) - n_hold])
+            if n_hold:
+                held_parts.append((x, len(x) - n_hold))   # calibration frames = those from index on
+        index = [(i, s) for i, x in enumerate(train_parts) for s in range(len(x) - T + 1)]
+        if not index:
+            raise VigilError(f"{self.name}: every training video is shorter than one clip of {T} frames "
+                             f"({', '.join(v.name for v in videos[:5])}); use a shorter --clip-len or longer videos")
+        g_params = list(model.generator.parameters())
+        opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        rng = np.random.default_rng(cfg.seed)
+        steps_per_epoch = max(1, len(index) // cfg.batch_size)
+        total = cfg.epochs * steps_per_epoch
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=total, desc=f"{self.name} T={T}", unit="step", leave=False)
+        model.train()
+        t0 = time.perf_counter()
+        for _ in range(cfg.epochs):
+            order = rng.permutation(len(index))
+            for k in range(steps_per_epoch):
+                picks = [index[j] for j in order[k * cfg.batch_size:(k + 1) * cfg.batch_size]]
+                clip = torch.from_numpy(np.stack([train_parts[i][s:s + T] for i, s in picks])).to(dev)  # (B, T, H, W)
+                losses, _ = model.losses(clip)
+                opt_g.zero_grad(set_to_none=True)
+                losses.g.backward()
+                opt_g.step()
+                opt_d.zero_grad(set_to_none=True)   # also drops what the G loss left on D
+                losses.d.backward()
+                opt_d.step()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(g=f"{losses.g.item():.3f}", d=f"{losses.d.item():.3f}", rec=f"{losses.rec.item():.4f}")
+        if bar is not None:
+            bar.close()
+        self.train_seconds_ = time.perf_counter() - t0
+        self.steps_ = total
+        model.eval()
+        self._calibrate(held_parts or [(x, T - 1) for x in train_parts])
+        self.fitted_ = True
+        return self
+
+    def _calibrate(self, parts: list[tuple[np.ndarray, int]]) -> None:
+        """Per-location and per-component statistics from normal frames the networks did not train on."""
+        outs = [self._infer(x, start=s) for x, s in parts]
+        rec = np.concatenate([o.rec_map for o in outs])
+        feat = np.concatenate([o.feat_map for o in outs])
+        self.rec_mu_, self.rec_sd_ = rec.mean(0), rec.std(0)
+        self.feat_mu_, self.feat_sd_ = feat.mean(0), feat.std(0)
+        h, w = feat.shape[1:]
+        if outs[0].stats is not None:
+            st = np.concatenate([o.stats for o in outs])
+            self.att_mu_, self.att_sd_ = st.mean(0), st.std(0)
+        else:
+            self.att_mu_, self.att_sd_ = np.zeros((h, w, 5), np.float32), np.ones((h, w, 5), np.float32)
+        raws = [self._raw_components(o) for o in outs]
+        comps = np.stack([np.concatenate([r[k] for r in raws]) for k in COMPONENTS], 1)  # (N, 3)
+        self.comp_med_, self.comp_scale_ = robust_stats(comps, axis=0)
+        self.n_calibration_frames_ = int(len(rec))
+
+    # --- inference ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _infer(self, x: np.ndarray, start: int = 0, keep_attention: bool = False, batch: int = 32) -> FrameOutputs:
+        """Outputs for frames ``start ..`` of ``x`` (N, H, W) float; earlier frames serve as context only."""
+        T, model = self.config.clip_len, self.model_
+        dev = next(model.parameters()).device
+        D = model.discriminator
+        n_pad = max(0, T - 1 - start)
+        xp = torch.from_numpy(_pad_front(x, n_pad)).to(dev)           # (N', H, W)
+        first = start + n_pad                                          # index in xp of the first scored frame
+        feats = torch.cat([D.embed_frames(xp[i:i + 256]) for i in range(0, len(xp), 256)])  # (N', C, h, w)
+        rec, fmap, stats, atts = [], [], [], []
+        for b0 in range(first, len(xp), batch):
+            ends = torch.arange(b0, min(len(xp), b0 + batch), device=dev)                # last frame of each clip
+            idx = ends[:, None] - torch.arange(T - 1, -1, -1, device=dev)[None]          # (B, T)
+            clip = xp[idx]                                                                # (B, T, H, W)
+            out = model.predict(clip)
+            rec.append((out.frame - clip[:, -1]).pow(2).cpu().numpy())
+            real_f = feats[idx]                                                           # (B, T, C, h, w)
+            fake_f = torch.cat([real_f[:, :-1], D.embed_frames(out.frame)[:, None]], dim=1)
+            real, fake = D.from_features(real_f), D.from_features(fake_f)
+            fmap.append((real.features - fake.features).pow(2).mean(1).cpu().numpy())
+            if real.attention is not None:
+                stats.append(attention_statistics(real.attention.mean(3)).cpu().numpy())   # (B, h, w, 5)
+                if keep_attention:
+                    atts.append(real.attention.cpu().numpy())
+        return FrameOutputs(np.concatenate(rec), np.concatenate(fmap),
+                            np.concatenate(stats) if stats else None,
+                            np.concatenate(atts) if atts else None)
+
+    def _raw_components(self, o: FrameOutputs) -> dict[str, np.ndarray]:
+        z = _zscore(o.rec_map, self.rec_mu_, self.rec_sd_)
+        s = self.config.map_sigma
+        zs = gaussian_filter(z, sigma=(0, s, s), mode="nearest") if s > 0 else z
+        fz = _zscore(o.feat_map, self.feat_mu_, self.feat_sd_)
+        if o.stats is not None:
+            az = np.abs((o.stats - self.att_mu_) / (self.att_sd_ + 1e-6)).mean(-1)    # (N, h, w)
+            att = az.reshape(len(az), -1).max(1)
+        else:
+            att = np.zeros(len(z), np.float32)
+        return {"rec": zs.reshape(len(zs), -1).max(1), "feat": fz.reshape(len(fz), -1).max(1),
+                "attention": att, "_map": zs}
+
+    def score_components(self, video: Video | np.ndarray) -> ScoreComponents:
+        """Every score component of every frame, normalised, and the combined, smoothed score."""
+        self._check_fitted()
+        video = as_video(video)
+        o = self._infer(self._frames(video))
+        raw = self._raw_components(o)
+        norm = {k: (raw[k] - self.comp_med_[i]) / self.comp_scale_[i] for i, k in enumerate(COMPONENTS)}
+        cfg = self.config
+        combined = cfg.rec_weight * norm["rec"] + cfg.feat_weight * norm["feat"]
+        if cfg.attention_weight and o.stats is not None:
+            combined = combined + cfg.attention_weight * norm["attention"]
+        combined = gaussian_smooth(combined, cfg.score_sigma)
+        return ScoreComponents(norm["rec"], norm["feat"], norm["attention"], combined, raw["_map"], o.stats)
+
+    def score(self, video: Video | np.ndarray) -> np.ndarray:
+        """One score per frame, ``(T,)``; higher = more anomalous."""
+        return self.score_components(video).combined.astype(np.float64)
+
+    def score_maps(self, video: Video | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores ``(T,)`` and the calibrated prediction-error maps ``(T, H, W)`` at the frame's resolution."""
+        video = as_video(video)
+        c = self.score_components(video)
+        H, W = video.frames()[0].shape[:2]
+        maps = np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_LINEAR) for m in c.maps]).astype(np.float32)
+        return c.combined.astype(np.float64), maps
+
+    def clip_attention(self, video: Video | np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:
+        """Attention of the real (input) clips of a video, cut into consecutive clips of ``clip_len``.
+
+        Returns ``[(first, last)]`` frame ranges (a short video gives one clip, front-padded with its
+        first frame, and a last partial clip is replaced by the clip that ends at the last frame),
+        the weights ``(K, h, w, nh, T, T)`` and the frame scores ``(N,)``.
+        """
+        self._check_fitted()
+        if self.model_.discriminator.temporal is None:
+            raise VigilError(f"{self.name}: this run was trained without temporal attention (attention=False); "
+                             f"there is nothing to explain")
+        video = as_video(video)
+        x, T = self._frames(video), self.config.clip_len
+        ends = sorted(set(list(range(T - 1, len(x), T)) + [len(x) - 1]))
+        o = self._infer(x, keep_attention=True)
+        ranges = [(max(0, e - T + 1), e) for e in ends]
+        return ranges, o.attention[ends], self.score(video)
+
+    # --- saving ---------------------------------------------------------------------------------
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"model.{k}": v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
+        for k in ("rec_mu_", "rec_sd_", "feat_mu_", "feat_sd_", "att_mu_", "att_sd_", "comp_med_", "comp_scale_"):
+            arrays[f"calib.{k}"] = np.asarray(getattr(self, k), np.float32)
+        return arrays
+
+    def _fitted_meta(self) -> dict:
+        return {"clip_len": self.config.clip_len, "steps": getattr(self, "steps_", None),
+                "train_seconds": getattr(self, "train_seconds_", None),
+                "calibration_frames": getattr(self, "n_calibration_frames_", None)}
+
+    def _load_state_arrays(self, arrays: dict[str, np.ndarray], fitted: dict) -> None:
+        if fitted.get("clip_len", self.config.clip_len) != self.config.clip_len:
+            raise ValueError(f"config says clip_len {self.config.clip_len}, weights were trained with {fitted['clip_len']}")
+        model = self._build()
+        state = {k[len("model."):]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("model.")}
+        model.load_state_dict(state, strict=True)
+        model.eval()
+        for k, v in arrays.items():
+            if k.startswith("calib."):
+                setattr(self, k[len("calib."):], np.array(v))
+        for k in ("rec_mu_", "comp_med_", "comp_scale_"):
+            if not hasattr(self, k):
+                raise KeyError(f"calib.{k}")
+        self.steps_, self.train_seconds_ = fitted.get("steps"), fitted.get("train_seconds")
+
+    @classmethod
+    def load(cls, path, *, device: str = "cpu", clip_len: int | None = None) -> "OcrGanVideo":
+        """Load a run; ``clip_len`` (e.g. from ``--clip-len``) must match the one it was trained with."""
+        det = super().load(path, device=device)
+        check_clip_len(det, clip_len, path)
+        return det
+
+
+def check_clip_len(det: Detector, clip_len: int | None, path="run") -> None:
+    """A clear error when a user asks for another clip length than the checkpoint's (``None`` = no request)."""
+    if clip_len is None or getattr(det, "name", None) != OcrGanVideo.name:
+        return
+    if clip_len != det.config.clip_len:
+        raise VigilError(f"{path}: this checkpoint was trained with clip_len {det.config.clip_len}; it cannot "
+                         f"score with --clip-len {clip_len} (its generator reads {det.config.clip_len - 1} "
+                         f"frames); leave --clip-len out or train a new run with --clip-len {clip_len}")
+
