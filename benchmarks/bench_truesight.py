@@ -31,6 +31,7 @@ def main(argv=None) -> None:
     ap.add_argument("--epochs", type=int, default=None, help="default: the model's default")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--save", default=None, help="also save the trained run folder here")
     args = ap.parse_args(argv)
 
     ds = load_dataset(args.data)
@@ -39,6 +40,8 @@ def main(argv=None) -> None:
         v.frames(size=(96, 96))
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
     det, fit_s = timed(TrueSight(device=args.device, **overrides).fit, ds.train)
+    if args.save:
+        det.save(args.save)
 
     labels = [v.labels for v in ds.test]
     frames = [v.frames(size=(96, 96)) for v in ds.test]

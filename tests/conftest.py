@@ -17,7 +17,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
-    """The synthetic corridor (4 normal training videos, 3 test videos: running, wrong way, object)."""
+    """The synthetic corridor (8 normal training videos, 3 test videos: running, wrong way, object)."""
     from vigil.data.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("synthetic"), seed=0)
@@ -37,3 +37,19 @@ def ped2():
     from vigil.data import load_dataset
 
     return load_dataset(PED2)
+
+
+@pytest.fixture(scope="session")
+def trained_truesight(synthetic):
+    """True Sight after a short training on the synthetic corridor (shared by several test files)."""
+    from vigil.models.truesight import TrueSight
+
+    return TrueSight(epochs=20, progress=False).fit(synthetic.train)
+
+
+@pytest.fixture(scope="session")
+def trained_hybrid(synthetic):
+    """The motion detector fitted on the synthetic corridor (seconds)."""
+    from vigil.models.hybrid import Hybrid
+
+    return Hybrid(progress=False).fit(synthetic.train)

@@ -33,7 +33,7 @@ def _write_avi(path: Path, frames):
 
 
 def test_frames_layout_synthetic(synthetic):
-    assert synthetic.layout == "frames" and len(synthetic.train) == 4 and len(synthetic.test) == 3
+    assert synthetic.layout == "frames" and len(synthetic.train) == 8 and len(synthetic.test) == 3
     v = synthetic.test[0]
     assert v.labels.shape == (len(v),) and v.labels.any() and not v.labels.all()
     m = v.masks()

@@ -29,8 +29,8 @@ def test_architecture_follows_the_design():
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic):
-    return TrueSight(epochs=8, progress=False).fit(synthetic.train)
+def trained(trained_truesight):
+    return trained_truesight
 
 
 def test_attention_fusion_is_learned(trained):
@@ -38,10 +38,13 @@ def test_attention_fusion_is_learned(trained):
 
 
 def test_separates_running_from_walking(trained, synthetic):
-    running = synthetic.test[0]                  # video 01: a runner among walkers
+    """True Sight sees appearance: the blurred, leaning runner and the abandoned box. (A wrong-way
+    walker looks like any walker in a single frame; that takes a motion model, see ``hybrid``.)"""
+    running, box = synthetic.test[0], synthetic.test[2]
     s = trained.score(running)
     assert s.shape == (len(running),) and np.isfinite(s).all()
-    assert auc(running.labels, s) > 0.75
+    assert auc(running.labels, s) > 0.65
+    assert auc(box.labels, trained.score(box)) > 0.85
 
 
 def test_scores_are_on_one_scale_and_threshold_is_calibrated(trained, synthetic):
@@ -54,7 +57,7 @@ def test_scores_are_on_one_scale_and_threshold_is_calibrated(trained, synthetic)
 def test_save_load_gives_identical_scores(trained, synthetic, tmp_path):
     trained.save(tmp_path / "run")
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert cfg["model"] == "truesight" and cfg["config"]["epochs"] == 8 and cfg["config"]["bottleneck"] == 32
+    assert cfg["model"] == "truesight" and cfg["config"]["epochs"] == 20 and cfg["config"]["bottleneck"] == 32
     again = Detector.load(tmp_path / "run")
     assert isinstance(again, TrueSight)
     v = synthetic.test[1]
@@ -96,8 +99,10 @@ def test_cuda_without_cuda_is_a_clear_error(synthetic):
 
 
 def test_ped2_short_training_beats_chance(ped2):
-    """A short run on real data: 4 training clips, 2 epochs, two test clips."""
-    det = TrueSight(epochs=2, progress=False).fit(ped2.train[:4])
+    """A short run on real data: 6 training clips, 4 epochs, the first two test clips."""
+    det = TrueSight(epochs=4, progress=False).fit(ped2.train[:6])
     scores = [det.score(v) for v in ped2.test[:2]]
+    assert [len(s) for s in scores] == [len(v) for v in ped2.test[:2]]
+    assert all(np.isfinite(s).all() for s in scores)
     y = np.concatenate([v.labels for v in ped2.test[:2]])
-    assert auc(y, np.concatenate(scores)) > 0.55
+    assert auc(y, np.concatenate(scores)) > 0.6

@@ -105,8 +105,14 @@ def cmd_evaluate(args) -> None:
 
     m = evaluate_csv(args.scores, args.data)
     print(m.table())
+    result = m.as_dict()
+    if args.maps:
+        from vigil.evaluate import pixel_auc_from_folder
+
+        result["pixel_auc"] = pixel_auc_from_folder(args.maps, args.data)
+        print(f"pixel AUC (every pixel pooled, map vs mask)         {result['pixel_auc']:.4f}")
     if args.json:
-        write_json(args.json, m.as_dict())
+        write_json(args.json, result)
         print(f"saved {args.json}")
 
 
@@ -122,6 +128,27 @@ def cmd_explain(args) -> None:
         pos = (h, w)
     out = explain_video(Path(args.run), Path(args.data), Path(args.out), position=pos, device=args.device)
     print(f"attention explained -> {out}")
+
+
+def cmd_watch(args) -> None:
+    from vigil.watch import watch
+
+    det = _load(args.run, args.device)
+    f = open(args.events, "a", encoding="utf-8") if args.events else None
+    try:
+        watch(det, args.source, events_out=f, save_dir=args.save_events, webhook=args.webhook,
+              realtime=args.realtime, min_frames=args.min_frames, gap_frames=args.gap_frames,
+              max_retries=args.max_retries, status=not args.quiet, threshold=args.threshold)
+    finally:
+        if f:
+            f.close()
+
+
+def cmd_report(args) -> None:
+    from vigil.report import build_report
+
+    out = build_report(args.run, args.data, args.out, device=args.device, progress=not args.quiet)
+    print(f"report written to {out}")
 
 
 def cmd_synth(args) -> None:
@@ -195,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Compare an Id,Predicted CSV with the labels of DATASET's test videos.")
     e.add_argument("scores", help="CSV written by 'vigil score'")
     e.add_argument("--data", required=True, help="dataset with test labels")
+    e.add_argument("--maps", help="folder written by 'vigil score --maps': also report pixel-level AUC")
     e.add_argument("--json", help="also save the metrics as JSON")
     e.set_defaults(func=cmd_evaluate)
 
@@ -207,6 +235,36 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--position", help="spatial position H,W of the feature grid to show (default: centre)")
     x.add_argument("--device", default="cpu")
     x.set_defaults(func=cmd_explain)
+
+    w = sub.add_parser("watch", help="score a camera, stream or file live and report events",
+                       description="Score frames as they arrive. An event (score above the model's calibrated "
+                                   "threshold for --min-frames frames, ending after --gap-frames below it) is "
+                                   "written as one JSON line when it ends. Live sources that drop are reopened "
+                                   "with back-off; Ctrl-C ends cleanly, writing the open event.")
+    w.add_argument("run", help="run folder written by 'vigil train'")
+    w.add_argument("source", help="a video file, a folder of frames, a camera index (0, 1, ...) or a stream URL "
+                                  "(rtsp://, http://)")
+    w.add_argument("--events", help="append events (JSON lines) to this file (default: standard output)")
+    w.add_argument("--save-events", metavar="DIR", help="save each event's clip (.avi) and its anomaly map (.png)")
+    w.add_argument("--webhook", metavar="URL", help="POST each event as JSON to this URL")
+    w.add_argument("--realtime", action="store_true", help="replay a file at its own frame rate")
+    w.add_argument("--threshold", type=float, help="alert threshold (default: the model's calibrated threshold_)")
+    w.add_argument("--min-frames", type=int, default=3, help="frames above the threshold that open an event")
+    w.add_argument("--gap-frames", type=int, default=5, help="frames below the threshold that close it")
+    w.add_argument("--max-retries", type=int, default=10, help="reconnection attempts in a row for live sources")
+    w.add_argument("--device", default="cpu")
+    w.add_argument("--quiet", action="store_true", help="no status line")
+    w.set_defaults(func=cmd_watch)
+
+    r = sub.add_parser("report", help="one self-contained HTML page: metrics, curves, timelines, frames",
+                       description="Score DATASET's test videos with RUN and write an HTML report (pictures "
+                                   "embedded; opens offline).")
+    r.add_argument("run", help="run folder written by 'vigil train'")
+    r.add_argument("--data", required=True, help="dataset (its test videos)")
+    r.add_argument("--out", required=True, help="HTML file to write")
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_report)
 
     g = sub.add_parser("synth", help="write the synthetic corridor dataset",
                        description="A fixed-camera corridor: people walking left to right; test videos add a "

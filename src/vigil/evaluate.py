@@ -32,3 +32,41 @@ def evaluate_csv(scores_csv: str | Path, data: str | Path) -> FrameMetrics:
     if extra:
         raise VigilError(f"{scores_csv}: {len(extra)} Ids match no test frame of {data} (first: {extra[0]})")
     return frame_metrics(scores, labels)
+
+
+def pixel_auc(maps: list[np.ndarray], masks: list[np.ndarray], size: tuple[int, int] = (120, 80)) -> float:
+    """Pixel-level ROC AUC: every pixel of every test frame pooled, anomaly map against the mask.
+
+    Maps and masks are resized to ``size`` (W, H) first (area for maps, nearest for masks) to bound
+    memory; the figure is pixel-wise, not the UCSD "40% of the anomalous pixels" frame criterion.
+    """
+    import cv2
+    from sklearn.metrics import roc_auc_score
+
+    ys, ss = [], []
+    for m, k in zip(maps, masks):
+        if len(m) != len(k):
+            raise VigilError(f"{len(m)} anomaly maps for {len(k)} masks")
+        ss.append(np.stack([cv2.resize(x.astype(np.float32), size, interpolation=cv2.INTER_AREA) for x in m]).ravel())
+        ys.append(np.stack([cv2.resize(x.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) for x in k]).ravel())
+    y, s = np.concatenate(ys), np.concatenate(ss)
+    return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def pixel_auc_from_folder(maps_dir: str | Path, data: str | Path) -> float:
+    """Pixel AUC of maps saved by ``vigil score --maps DIR`` against the dataset's pixel masks."""
+    ds = load_dataset(data)
+    maps, masks = [], []
+    for v in ds.test:
+        mk = v.masks()
+        if mk is None:
+            raise VigilError(f"{data}: test video {v.name} has no pixel masks; pixel AUC needs them")
+        f = Path(maps_dir) / v.name / "maps.npz"
+        if not f.is_file():
+            raise VigilError(f"{f}: missing (score with --maps {maps_dir} first)")
+        m = np.load(f)["maps"].astype(np.float32)
+        if m.shape != mk.shape:
+            raise VigilError(f"{f}: maps of shape {m.shape} but the masks of video {v.name} are {mk.shape}")
+        maps.append(m)
+        masks.append(mk)
+    return pixel_auc(maps, masks)

@@ -1,7 +1,8 @@
 """A small synthetic corridor, after the scene of design document 000, for the demo and the tests.
 
 A fixed camera looks down a corridor (walls, a textured floor). In normal footage people walk left
-to right at a steady pace. Test videos add one anomaly each, in turn: a person running (several
+to right at a steady pace, in a steady flow (three in view: who leaves on the right comes back in on
+the left). Test videos add one anomaly each, in turn: a person running (several
 times the speed, bouncing), a person walking the wrong way (right to left), and an object that
 should not be there (a box left on the floor). The generator writes the ``frames`` layout with
 frame labels and pixel masks, and is deterministic for a seed. It is not a benchmark.
@@ -24,9 +25,10 @@ ANOMALIES = ("running", "wrong_way", "object")
 class SceneSpec:
     width: int = 128
     height: int = 96
-    n_train: int = 4
+    n_train: int = 8
     n_test: int = 3
     frames: int = 64
+    walkers: int = 3          # people in view at the start of each video (a steady normal density)
     walk_speed: float = 1.6   # pixels per frame
     run_factor: float = 4.0   # running speed = run_factor x walk_speed
 
@@ -49,23 +51,43 @@ class _Person:
         self.x, self.y, self.vx, self.bounce, self.scale, self.shade = x, y, vx, bounce, scale, shade
 
     def draw(self, img: np.ndarray, mask: np.ndarray | None, t: int) -> None:
+        if abs(self.vx) > 3:
+            # (only the runner moves this fast)
+            # a fast mover smears over the camera's exposure: blur its coverage along the motion,
+            # as a real camera shows a runner
+            cover = np.zeros_like(img)
+            self._draw(cover, None, t, shade=1.0)
+            k = int(abs(self.vx)) | 1
+            cover = cv2.filter2D(cover, -1, np.full((1, k), 1.0 / k, np.float32))
+            img[:] = img * (1 - cover) + self.shade * cover
+            if mask is not None:
+                mask[cover > 0.05] = 255
+            return
+        self._draw(img, mask, t, self.shade)
+
+    def _draw(self, img: np.ndarray, mask: np.ndarray | None, t: int, shade: float) -> None:
         s = self.scale
+        running = self.bounce > 0
         y = self.y - abs(np.sin(t * 0.9)) * self.bounce
-        stride = np.sin(t * (0.5 if self.bounce == 0 else 1.2)) * 3 * s
+        # running: a long stride (legs far apart) and a forward lean; walking: a short stride
+        stride = np.sin(t * (0.5 if not running else 1.2)) * (7 if running else 3) * s
+        lean = int(3 * s) if running else 0
         cx, cy = int(round(self.x)), int(round(y))
         shapes = [
-            lambda im, c: cv2.ellipse(im, (cx, cy), (int(4 * s), int(9 * s)), 0, 0, 360, c, -1),      # body
-            lambda im, c: cv2.circle(im, (cx, cy - int(12 * s)), int(3.5 * s), c, -1),                 # head
+            lambda im, c: cv2.ellipse(im, (cx, cy), (int(4 * s), int(9 * s)), 15 if lean else 0, 0, 360, c, -1),
+            lambda im, c: cv2.circle(im, (cx + lean, cy - int(12 * s)), int(3.5 * s), c, -1),          # head
             lambda im, c: cv2.line(im, (cx, cy + int(6 * s)), (int(cx + stride), cy + int(15 * s)), c, 2),
             lambda im, c: cv2.line(im, (cx, cy + int(6 * s)), (int(cx - stride), cy + int(15 * s)), c, 2),
         ]
         for draw in shapes:
-            draw(img, float(self.shade))
+            draw(img, float(shade))
             if mask is not None:
                 draw(mask, 255)
 
-    def step(self):
+    def step(self, width: int | None = None):
         self.x += self.vx
+        if width is not None and self.x > width + 15:   # a normal walker who leaves, re-enters: steady flow
+            self.x = -15.0
 
 
 def _render(spec, bg, people, anomaly, rng, seed_t0=0):
@@ -76,7 +98,7 @@ def _render(spec, bg, people, anomaly, rng, seed_t0=0):
         mask = np.zeros(img.shape, np.uint8)
         for p in people:
             p.draw(img, None, t)
-            p.step()
+            p.step(spec.width)
         if anomaly is not None:
             anomaly(img, mask, t)
         img += noise_rng.normal(0, 2.0, img.shape).astype(np.float32)   # sensor noise
@@ -127,7 +149,7 @@ def generate(out: str | Path, seed: int = 0, spec: SceneSpec = SceneSpec()) -> P
     for split, n in (("training", spec.n_train), ("testing", spec.n_test)):
         for i in range(n):
             kind = ANOMALIES[i % len(ANOMALIES)] if split == "testing" else None
-            people = _walkers(spec, rng, int(rng.integers(2, 4)))
+            people = _walkers(spec, rng, spec.walkers)
             frames, masks = _render(spec, bg, people, _anomaly(kind, spec, rng) if kind else None, rng)
             vdir = out / split / "frames" / f"{i + 1:02d}"
             vdir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +161,7 @@ def generate(out: str | Path, seed: int = 0, spec: SceneSpec = SceneSpec()) -> P
                 for t, m in enumerate(masks):
                     cv2.imwrite(str(mdir / f"{t:03d}.png"), m)
                 labels.append((masks.reshape(len(masks), -1) > 0).any(axis=1).astype(np.int64))
-    with atomic_write(out / "frame_labels_synthetic.npy", "wb") as f:
-        np.save(f, np.concatenate(labels)[None])
+    if labels:
+        with atomic_write(out / "frame_labels_synthetic.npy", "wb") as f:
+            np.save(f, np.concatenate(labels)[None])
     return out

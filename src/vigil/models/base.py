@@ -83,6 +83,8 @@ class Detector(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    #: frames of history one frame's score needs (1 = the frame alone); bounds live memory
+    context_frames: ClassVar[int] = 1
 
     def __init__(self, config: Any = None, *, device: str = "cpu", progress: bool = True, **overrides):
         cfg = config if config is not None else self.Config()
@@ -114,6 +116,15 @@ class Detector(ABC):
     def score_maps(self, video: Video | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores ``(T,)`` and anomaly maps ``(T, H, W)`` float32 at the frame's own resolution."""
         raise VigilError(f"{self.name}: this model gives no anomaly maps")
+
+    def context(self) -> int:
+        """Frames of history needed per score (a fitted model may know better than its class)."""
+        return self.context_frames
+
+    def stream(self, maps: bool = False) -> "FrameStream":
+        """A live scorer: feed frames one at a time, get each frame's score as it arrives."""
+        self._check_fitted()
+        return FrameStream(self, maps=maps)
 
     def _fitted_meta(self) -> dict:
         """Fitted scalars (JSON) saved in ``config.json``."""
@@ -178,3 +189,28 @@ class Detector(ABC):
             raise VigilError(f"{weights}: weights do not fit model '{name}' with these settings ({first})") from None
         det.fitted_ = True
         return det
+
+
+class FrameStream:
+    """Scores frames as they arrive with bounded memory: a ring buffer of the last ``context()``
+    frames is scored as a short video and the newest frame's score is kept.
+
+    Models with a cheaper incremental path override :meth:`Detector.stream`. ``update`` returns the
+    raw per-frame score; live smoothing (which cannot look ahead) is the caller's, see
+    :func:`vigil.watch.watch`.
+    """
+
+    def __init__(self, detector: Detector, maps: bool = False):
+        from collections import deque
+
+        self.detector, self.maps = detector, maps
+        self.frames = deque(maxlen=max(1, detector.context()))
+
+    def update(self, frame: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """``frame (H, W, 3)`` uint8 RGB -> (score, anomaly map ``(H, W)`` or None)."""
+        self.frames.append(frame)
+        clip = Video.from_array("live", np.stack(self.frames))
+        if self.maps:
+            s, m = self.detector.score_maps(clip)
+            return float(s[-1]), m[-1]
+        return float(self.detector.score(clip)[-1]), None
