@@ -175,6 +175,20 @@ class OcrGanVideo(Detector):
         comps = np.stack([np.concatenate([r[k] for r in raws]) for k in COMPONENTS], 1)  # (N, 3)
         self.comp_med_, self.comp_scale_ = robust_stats(comps, axis=0)
         self.n_calibration_frames_ = int(len(rec))
+        held = np.concatenate([self._combine(r, o.stats is not None) for r, o in zip(raws, outs)])
+        self.threshold_ = float(np.quantile(held, 1 - self.config.false_alarm_rate))
+
+    def _combine(self, raw: dict[str, np.ndarray], has_stats: bool) -> np.ndarray:
+        """The final score of a run of frames: normalised components, weighted, smoothed over time."""
+        cfg = self.config
+        norm = self._normalise(raw)
+        combined = cfg.rec_weight * norm["rec"] + cfg.feat_weight * norm["feat"]
+        if cfg.attention_weight and has_stats:
+            combined = combined + cfg.attention_weight * norm["attention"]
+        return gaussian_smooth(combined, cfg.score_sigma)
+
+    def _normalise(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: (raw[k] - self.comp_med_[i]) / self.comp_scale_[i] for i, k in enumerate(COMPONENTS)}
 
     # --- inference ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -225,12 +239,8 @@ class OcrGanVideo(Detector):
         video = as_video(video)
         o = self._infer(self._frames(video))
         raw = self._raw_components(o)
-        norm = {k: (raw[k] - self.comp_med_[i]) / self.comp_scale_[i] for i, k in enumerate(COMPONENTS)}
-        cfg = self.config
-        combined = cfg.rec_weight * norm["rec"] + cfg.feat_weight * norm["feat"]
-        if cfg.attention_weight and o.stats is not None:
-            combined = combined + cfg.attention_weight * norm["attention"]
-        combined = gaussian_smooth(combined, cfg.score_sigma)
+        norm = self._normalise(raw)
+        combined = self._combine(raw, o.stats is not None)
         return ScoreComponents(norm["rec"], norm["feat"], norm["attention"], combined, raw["_map"], o.stats)
 
     def score(self, video: Video | np.ndarray) -> np.ndarray:
@@ -273,7 +283,7 @@ class OcrGanVideo(Detector):
     def _fitted_meta(self) -> dict:
         return {"clip_len": self.config.clip_len, "steps": getattr(self, "steps_", None),
                 "train_seconds": getattr(self, "train_seconds_", None),
-                "calibration_frames": getattr(self, "n_calibration_frames_", None)}
+                "calibration_frames": getattr(self, "n_calibration_frames_", None), "threshold": self.threshold_}
 
     def _load_state_arrays(self, arrays: dict[str, np.ndarray], fitted: dict) -> None:
         if fitted.get("clip_len", self.config.clip_len) != self.config.clip_len:
@@ -289,6 +299,7 @@ class OcrGanVideo(Detector):
             if not hasattr(self, k):
                 raise KeyError(f"calib.{k}")
         self.steps_, self.train_seconds_ = fitted.get("steps"), fitted.get("train_seconds")
+        self.threshold_ = float(fitted["threshold"])
 
     @classmethod
     def load(cls, path, *, device: str = "cpu", clip_len: int | None = None) -> "OcrGanVideo":
