@@ -42,3 +42,21 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path):
             raise RuntimeError("killed")
     assert p.read_text() == "old"
     assert [x.name for x in tmp_path.iterdir()] == ["f.txt"]   # no temporary left behind
+
+
+def test_atomic_writes_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        import importlib
+
+        import vigil.io
+        importlib.reload(vigil.io)
+        with vigil.io.atomic_write(tmp_path / "r.csv") as f:
+            f.write("x")
+    finally:
+        os.umask(old)
+        importlib.reload(vigil.io)
+    assert stat.S_IMODE((tmp_path / "r.csv").stat().st_mode) == 0o644

@@ -58,3 +58,15 @@ def test_report_in_headless_chromium(report, tmp_path):
     img = cv2.imread(str(shot))
     assert img is not None and img.shape[:2] == (2400, 1200)
     assert img.std() > 20, "the screenshot is blank"
+
+
+def test_report_of_ocrgan_video_embeds_attention(synthetic, synthetic_root, tmp_path):
+    from vigil.models.ocrgan_video_detector import OcrGanVideo
+    from vigil.report import build_report
+
+    det = OcrGanVideo(progress=False, size=32, gen_channels=8, feat_channels=16, heads=4, epochs=1,
+                      batch_size=4).fit(synthetic.train[:3])
+    det.save(tmp_path / "run")
+    page = build_report(tmp_path / "run", synthetic_root, tmp_path / "r.html", progress=False).read_text()
+    assert "Temporal attention" in page
+    assert page.count("data:image/png;base64,") >= 2 + 3 + 6 + 1

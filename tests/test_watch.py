@@ -143,3 +143,28 @@ def test_threshold_gives_about_the_chosen_false_alarm_rate(trained_truesight, tm
 def test_missing_file_source():
     with pytest.raises(VigilError, match="no such video file or folder"):
         list(read_frames("/nonexistent/cam.avi"))
+
+
+def test_webhook_receives_each_event_as_json(trained_hybrid, synthetic):
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    out = io.StringIO()
+    try:
+        events = watch(trained_hybrid, str(synthetic.test[0].source), events_out=out, status=False,
+                       webhook=f"http://127.0.0.1:{srv.server_address[1]}/alerts")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert len(events) >= 1
+    assert sorted(received, key=lambda e: e["event"]) == [json.loads(x) for x in out.getvalue().splitlines()]
