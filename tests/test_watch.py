@@ -20,6 +20,7 @@ def test_event_tracker_by_hand():
     events = [e for t, s in enumerate(scores, 1) if (e := tr.update(t, t / 10, s))]
     # frame 2 alone is too short; 4-9 is one event (the dip at 8 is shorter than the gap); 13-14 is cut by flush
     assert [(e.start_frame, e.end_frame, e.peak_frame, e.peak_score) for e in events] == [(4, 9, 6, 5)]
+    assert events[0].start_time == pytest.approx(0.4)         # the time of the first frame, not of opening
     last = tr.flush()
     assert (last.start_frame, last.end_frame, last.event) == (13, 14, 2)
     assert tr.flush() is None

@@ -186,6 +186,15 @@ def cmd_models(args) -> None:
         print(f"{name:<14} {(get_detector(name).__doc__ or '').strip().splitlines()[0]}")
 
 
+def _add_run_args(p: argparse.ArgumentParser, run_help: str = "run folder written by 'vigil train'",
+                  quiet_help: str | None = "no progress bar") -> None:
+    """The arguments every command that uses a trained run shares."""
+    p.add_argument("run", help=run_help)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    if quiet_help:
+        p.add_argument("--quiet", action="store_true", help=quiet_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vigil import __version__
 
@@ -210,12 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="score every frame; writes an Id,Predicted CSV",
                        description="Score each frame of DATA with the model in RUN. Id is <video>_<frame>: the "
                                    "video's number without zero padding and the 1-based frame number.")
-    s.add_argument("run", help="run folder written by 'vigil train'")
+    _add_run_args(s)
     s.add_argument("--data", required=True, help="dataset (its test videos), a video file, or a folder of frames")
     s.add_argument("--out", required=True, help="CSV file to write")
     s.add_argument("--maps", help="also save per-frame anomaly maps under this folder")
-    s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_score)
 
     e = sub.add_parser("evaluate", help="frame-level AUC, AP and EER of a score CSV",
@@ -229,11 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("explain", help="temporal attention pictures and statistics (OCR-GAN Video)",
                        description="For the clips of a video: attention matrices per head, the five attention "
                                    "statistics per position, top-3 attended frames; PNG pictures and a JSON file.")
-    x.add_argument("run", help="run folder of an ocrgan-video model")
+    _add_run_args(x, run_help="run folder of an ocrgan-video model", quiet_help=None)
     x.add_argument("--data", required=True, help="a video file, a folder of frames, or a dataset")
-    x.add_argument("--out", required=True, help="folder to write pictures and explain.json into")
+    x.add_argument("--out", required=True, help="folder to write pictures and explanation.json into")
     x.add_argument("--position", help="spatial position H,W of the feature grid to show (default: centre)")
-    x.add_argument("--device", default="cpu")
     x.set_defaults(func=cmd_explain)
 
     w = sub.add_parser("watch", help="score a camera, stream or file live and report events",
@@ -241,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "threshold for --min-frames frames, ending after --gap-frames below it) is "
                                    "written as one JSON line when it ends. Live sources that drop are reopened "
                                    "with back-off; Ctrl-C ends cleanly, writing the open event.")
-    w.add_argument("run", help="run folder written by 'vigil train'")
+    _add_run_args(w, quiet_help="no status line")
     w.add_argument("source", help="a video file, a folder of frames, a camera index (0, 1, ...) or a stream URL "
                                   "(rtsp://, http://)")
     w.add_argument("--events", help="append events (JSON lines) to this file (default: standard output)")
@@ -252,18 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--min-frames", type=int, default=3, help="frames above the threshold that open an event")
     w.add_argument("--gap-frames", type=int, default=5, help="frames below the threshold that close it")
     w.add_argument("--max-retries", type=int, default=10, help="reconnection attempts in a row for live sources")
-    w.add_argument("--device", default="cpu")
-    w.add_argument("--quiet", action="store_true", help="no status line")
     w.set_defaults(func=cmd_watch)
 
     r = sub.add_parser("report", help="one self-contained HTML page: metrics, curves, timelines, frames",
                        description="Score DATASET's test videos with RUN and write an HTML report (pictures "
                                    "embedded; opens offline).")
-    r.add_argument("run", help="run folder written by 'vigil train'")
+    _add_run_args(r)
     r.add_argument("--data", required=True, help="dataset (its test videos)")
     r.add_argument("--out", required=True, help="HTML file to write")
-    r.add_argument("--device", default="cpu")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_report)
 
     g = sub.add_parser("synth", help="write the synthetic corridor dataset",

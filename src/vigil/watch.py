@@ -54,6 +54,7 @@ class EventTracker:
     _above: int = 0
     _below: int = 0
     _open: dict | None = field(default=None, repr=False)
+    _first: tuple = field(default=(0, 0.0), repr=False)
 
     @property
     def active(self) -> bool:
@@ -64,9 +65,11 @@ class EventTracker:
         hot = score > self.threshold
         if self._open is None:
             self._above = self._above + 1 if hot else 0
+            if self._above == 1:
+                self._first = (frame, t)          # the event, if it opens, starts here
             if self._above >= self.min_frames:
-                first = frame - self.min_frames + 1
-                self._open = dict(start_frame=first, start_time=t, peak_frame=frame, peak_score=score,
+                first, t_first = self._first
+                self._open = dict(start_frame=first, start_time=t_first, peak_frame=frame, peak_score=score,
                                   end_frame=frame, end_time=t)
                 self._below = 0
             return None
@@ -279,7 +282,7 @@ def watch(detector, source: str, *, events_out=None, save_dir: str | None = None
         emit(tracker.flush())
         for th in senders:
             th.join(timeout=5)
-        if status:
+        if status and n:
             dt = time.monotonic() - t0
             print(f"\nwatched {n} frames in {dt:.1f}s ({n / max(dt, 1e-9):.1f} frames/s), {len(done)} events",
                   file=sys.stderr)
