@@ -31,18 +31,22 @@ from vigil.metrics import frame_metrics  # noqa: E402
 from vigil.models.base import machine_info  # noqa: E402
 
 
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return _data_uri(buf.getvalue())
 
 
 def _png_array(img: np.ndarray) -> str:
     import cv2
 
     ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode()
+    return _data_uri(buf.tobytes())
 
 
 def _curves(y: np.ndarray, s: np.ndarray) -> tuple[str, str]:
@@ -81,11 +85,7 @@ def _explain_images(run: Path, video_source: Path, device: str) -> list[str]:
         return []
     with tempfile.TemporaryDirectory() as tmp:
         explain_video(run, video_source, Path(tmp), device=device)
-        return [_png_array_file(p) for p in sorted(Path(tmp).rglob("*.png"))[:6]]
-
-
-def _png_array_file(p: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()
+        return [_data_uri(p.read_bytes()) for p in sorted(Path(tmp).rglob("*.png"))[:6]]
 
 
 def build_report(run: str | Path, data: str | Path, out: str | Path, *, device: str = "cpu",
