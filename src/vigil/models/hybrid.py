@@ -45,7 +45,8 @@ from sklearn.neighbors import NearestNeighbors
 from vigil.data.video import Video
 from vigil.errors import VigilError
 from vigil.models.base import Detector, as_video, register
-from vigil.models.hybrid_features import Cells, CellStream, PRESETS, empty_cells, working_size, window_speeds
+from vigil.models.hybrid_features import (Cells, CellStream, PRESETS, cell_flows, empty_cells, working_size,
+                                          window_speeds)
 from vigil.scoring import robust_stats
 
 EVIDENCE = ("motion", "location", "dynamics", "appearance")
@@ -153,11 +154,7 @@ class Hybrid(Detector):
             raise VigilError(f"hybrid: training videos hold {sum(len(g) for g in grays)} frames; need at least 3")
         # Pass 1, flow: the moving threshold comes from the training footage itself.
         self.tau_ = 0.0
-        stream = self._stream()
-        flows = []
-        for g in grays:
-            stream.reset()
-            flows.append(np.stack([stream.cell_flow(f) for f in g][1:]) if len(g) > 1 else None)
+        flows = [self._cell_flows(g) for g in grays]
         speeds = np.concatenate([window_speeds(f, cfg.history).ravel() for f in flows if f is not None])
         # Most cells of a fixed camera are static, so the median window speed is the flow noise; for
         # 2-D Gaussian noise (Rayleigh speed) 3x the median is exceeded by ~0.2% of static cells.
@@ -225,9 +222,13 @@ class Hybrid(Detector):
             raw = gaussian_filter1d(raw, self.config.smooth_sigma, mode="nearest", truncate=2.0)
         return raw, per_cell
 
+    def _cell_flows(self, gray: np.ndarray) -> np.ndarray | None:
+        cfg = self.config
+        return cell_flows(gray, cfg.cell, cfg.flow_preset, cfg.flow_scale)
+
     def _cells(self, video: Video) -> list[Cells | None]:
-        stream = self._stream()
-        return [stream.update(g) for g in self._gray(video)]
+        gray = self._gray(video)
+        return self._describe(gray, self._cell_flows(gray))
 
     def score(self, video: Video | np.ndarray) -> np.ndarray:
         """One score per frame ``(T,)``; higher = more anomalous; ``threshold_`` flags 1% of normal frames."""

@@ -22,7 +22,9 @@ with a shaking camera the median is the shake, and only motion relative to the s
 
 from __future__ import annotations
 
+import os
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import cv2
@@ -99,10 +101,7 @@ class CellStream:
         prev, self.prev = self.prev, gray
         if prev is None:
             return None
-        flow = self.dis.calc(prev, gray, None)                     # (H, W, 2)
-        # global motion (see module doc), estimated on every 4th pixel of every 4th row: a median
-        # over thousands of vectors, at a sixteenth of the cost; subtracted after the (linear) cell mean
-        return cell_mean(flow, self.c) - np.median(flow[::4, ::4].reshape(-1, 2), axis=0)
+        return _cell_flow(self.dis, prev, gray, self.c)
 
     def update(self, gray: np.ndarray) -> Cells | None:
         cf = self.cell_flow(gray)
@@ -133,6 +132,46 @@ class CellStream:
         appearance = np.column_stack([self.pos[idx], hist / np.maximum(np.linalg.norm(hist, axis=1,
                                       keepdims=True), 1e-6), np.log1p(energy)])
         return Cells(idx, vel, dynamics, appearance.astype(np.float32))
+
+
+def _cell_flow(dis, prev: np.ndarray, gray: np.ndarray, c: int) -> np.ndarray:
+    flow = dis.calc(prev, gray, None)                              # (H, W, 2)
+    # global motion (see module doc), estimated on every 4th pixel of every 4th row: a median over
+    # thousands of vectors, at a sixteenth of the cost; subtracted after the (linear) cell mean
+    return cell_mean(flow, c) - np.median(flow[::4, ::4].reshape(-1, 2), axis=0)
+
+
+def cell_flows(gray: np.ndarray, cell: int, preset: str = "fast", finest_scale: int = 1,
+               workers: int | None = None) -> np.ndarray | None:
+    """``(T, H, W)`` uint8 frames -> ``(T-1, Gh, Gw, 2)`` cell flows (frame t from t-1), or ``None``
+    for fewer than two frames; exactly what :meth:`CellStream.cell_flow` gives frame by frame.
+
+    DIS starts each pair from scratch (no initial flow), so the pairs are independent: contiguous
+    chunks go to ``workers`` threads (default: the CPU cores), each with its own DIS instance and
+    OpenCV's own threading off meanwhile. On 2 cores that is ~1.4x faster than one DIS call after
+    another using OpenCV's internal threads, with identical results.
+    """
+    if len(gray) < 2:
+        return None
+    workers = max(1, min(workers or os.cpu_count() or 1, len(gray) - 1))
+    edges = np.linspace(0, len(gray) - 1, workers + 1).round().astype(int)   # pair p = (p, p+1)
+
+    def chunk(lo_hi):
+        lo, hi = lo_hi
+        dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        dis.setFinestScale(finest_scale)
+        return [_cell_flow(dis, gray[p], gray[p + 1], cell) for p in range(lo, hi)]
+
+    if workers == 1:
+        return np.stack(chunk((0, len(gray) - 1)))
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)                 # one OpenCV thread per worker: no oversubscription
+    try:
+        with ThreadPoolExecutor(workers) as pool:   # cv2 releases the GIL inside calc()
+            parts = list(pool.map(chunk, zip(edges[:-1], edges[1:])))
+    finally:
+        cv2.setNumThreads(before)
+    return np.stack([f for part in parts for f in part])
 
 
 def empty_cells(appearance: bool = True) -> Cells:
