@@ -47,31 +47,83 @@ def _overrides(klass, args) -> dict:
     return over
 
 
+def _resume_args(args) -> argparse.Namespace:
+    """``vigil train --resume RUN``: every other argument comes back from ``RUN/train_args.json``."""
+    from vigil import training
+
+    given = [f"--{k}" for k in ("model", "data", "out", "epochs", "seed", "set") if getattr(args, k) is not None]
+    if given:
+        raise VigilError(f"--resume {args.resume}: the run's arguments come from {args.resume}/"
+                         f"{training.TRAIN_ARGS}; leave out {', '.join(given)}")
+    saved = training.resume_arguments(args.resume)
+    return argparse.Namespace(**{**vars(args), "model": saved["model"], "data": saved["data"], "out": args.resume,
+                                 "epochs": saved.get("epochs"), "seed": saved.get("seed"), "set": saved.get("set"),
+                                 "device": args.device or saved.get("device"),
+                                 "original_command": saved.get("command")})
+
+
 def cmd_train(args) -> None:
+    """Train; under torchrun every process trains and only rank 0 prints and writes files."""
+    from vigil import training
     from vigil.data import load_dataset
     from vigil.models import get_detector
     from vigil.models.base import machine_info, resolve_device
 
+    main = training.is_main()
+    if args.resume:
+        args = _resume_args(args)
+    elif not (args.model and args.data and args.out):
+        raise VigilError("train: --model, --data and --out are required (or --resume RUN)")
+    args.device = args.device or "cpu"
+    command = getattr(args, "original_command", None) or "vigil " + " ".join(args.argv)
     klass = get_detector(args.model)
     over = _overrides(klass, args)
     resolve_device(args.device)                      # fail before any data is read
     ds = load_dataset(args.data)
-    print(ds.describe(), file=sys.stderr)
+    if main:
+        print(ds.describe(), file=sys.stderr)
     if not ds.train:
         raise VigilError(f"{args.data}: no training videos to learn normality from")
-    det = klass(device=args.device, progress=not args.quiet, **over)
+    det = klass(device=args.device, progress=not args.quiet and main, **over)
     t0 = time.time()
-    det.fit(ds.train)
+    if klass.resumable:
+        if main and not args.resume:
+            training.write_train_args(args.out, {
+                "model": klass.name, "data": str(Path(args.data).resolve()), "epochs": args.epochs,
+                "seed": args.seed, "set": args.set, "device": args.device, "command": command})
+        det.fit(ds.train, checkpoint_dir=args.out, resume=bool(args.resume), checkpoint_every=args.checkpoint_every)
+    else:
+        det.fit(ds.train)
+    if not main:
+        return
     out = det.save(args.out, extra={"data": str(Path(args.data).resolve()), "layout": ds.layout,
                                      "train_seconds": round(time.time() - t0, 2), "machine": machine_info(),
-                                     "command": "vigil " + " ".join(args.argv)})
+                                     "command": command, "processes": training.world_size(),
+                                     **({"resumed": True} if args.resume else {})})
+    training.finish_run(out)
     print(f"trained {klass.name} in {time.time() - t0:.1f}s -> {out}/model.safetensors, {out}/config.json")
 
 
 def _load(run: str, device: str):
+    """A run folder, or a ``.onnx`` file written by ``vigil export`` (network in ONNX Runtime)."""
+    if Path(run).suffix.lower() == ".onnx":
+        from vigil.export import load_onnx
+
+        return load_onnx(run, device=device)
     from vigil.models import Detector
 
     return Detector.load(run, device=device)
+
+
+def cmd_export(args) -> None:
+    from vigil.export import export_onnx
+
+    det = _load(args.run, "cpu")
+    if det._runtime is not None:
+        raise VigilError(f"{args.run}: already an ONNX file; export the run folder it came from")
+    s = export_onnx(det, args.out)
+    print(f"exported {s['model']} -> {s['path']} ({s['bytes'] / 2**20:.1f} MiB; settings and calibration inside); "
+          f"network outputs on a check batch, ONNX Runtime vs PyTorch: max |difference| {s['check_max_abs_diff']:.1e}")
 
 
 def cmd_score(args) -> None:
@@ -158,6 +210,25 @@ def cmd_synth(args) -> None:
     print(f"synthetic corridor written to {out}")
 
 
+def cmd_corrupt(args) -> None:
+    from vigil.corrupt import Corruption, corrupt_dataset
+
+    spec = Corruption(flip=args.flip, noise=args.noise, blur=args.blur, drop=args.drop, dup=args.dup,
+                      noise_sigma=args.noise_sigma, blur_sigma=args.blur_sigma)
+    out = corrupt_dataset(args.data, args.out, spec, seed=args.seed, splits=args.splits, force=args.force,
+                          progress=not args.quiet)
+    print(f"corrupted copy of {args.data} written to {out} (what was done to each frame: {out}/corruption.json)")
+
+
+def cmd_guard(args) -> None:
+    from vigil.data.guard import add_to_run
+
+    g = add_to_run(args.run, args.data)
+    flip = "on" if g.flip_enabled else "off (the scene looks alike both ways up)"
+    print(f"frame guard fitted on {g.diagnostics['frames']} training frames and saved in {args.run} "
+          f"(orientation check {flip}; noise limit {g.noise_limit:.2f}, sharpness limit {g.sharp_limit:.3f})")
+
+
 def cmd_demo(args) -> None:
     from vigil.data import load_dataset
     from vigil.data.synthetic import generate
@@ -205,13 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="learn normality from a dataset's training videos",
                        description="Train a detector on the normal training videos of DATASET; writes "
-                                   "OUT/model.safetensors and OUT/config.json.")
-    t.add_argument("--model", required=True, help="detector name (see 'vigil models')")
-    t.add_argument("--data", required=True, help="dataset folder (frames, UCSD, Avenue or Dataset/ layout)")
-    t.add_argument("--out", required=True, help="run folder to write")
+                                   "OUT/model.safetensors and OUT/config.json. Models trained by epochs also "
+                                   "keep OUT/checkpoint.pt while training, for --resume. Under 'torchrun "
+                                   "--nproc_per_node=N -m vigil train ...' N processes share each batch "
+                                   "(NCCL on GPUs, gloo on CPUs) and only rank 0 writes.")
+    t.add_argument("--model", help="detector name (see 'vigil models'); required unless --resume")
+    t.add_argument("--data", help="dataset folder (frames, UCSD, Avenue or Dataset/ layout); required unless --resume")
+    t.add_argument("--out", help="run folder to write; required unless --resume")
     t.add_argument("--epochs", type=int, help="training epochs (models that train by epochs)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
-    t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    t.add_argument("--device", help="cpu, cuda or cuda:N (default cpu; under torchrun cuda means GPU LOCAL_RANK)")
+    t.add_argument("--resume", metavar="RUN", help="continue the interrupted run in RUN from its last checkpoint "
+                   "(every other argument is read back from RUN/train_args.json; --device may change)")
+    t.add_argument("--checkpoint-every", type=float, default=600.0, metavar="SECONDS",
+                   help="checkpoint at every epoch's end and also every SECONDS within an epoch (default 600)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any model setting, e.g. --set lr=0.0005")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_train)
@@ -219,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="score every frame; writes an Id,Predicted CSV",
                        description="Score each frame of DATA with the model in RUN. Id is <video>_<frame>: the "
                                    "video's number without zero padding and the 1-based frame number.")
-    _add_run_args(s)
+    _add_run_args(s, run_help="run folder written by 'vigil train', or a .onnx file written by 'vigil export'")
     s.add_argument("--data", required=True, help="dataset (its test videos), a video file, or a folder of frames")
     s.add_argument("--out", required=True, help="CSV file to write")
     s.add_argument("--maps", help="also save per-frame anomaly maps under this folder")
@@ -247,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "threshold for --min-frames frames, ending after --gap-frames below it) is "
                                    "written as one JSON line when it ends. Live sources that drop are reopened "
                                    "with back-off; Ctrl-C ends cleanly, writing the open event.")
-    _add_run_args(w, quiet_help="no status line")
+    _add_run_args(w, run_help="run folder written by 'vigil train', or a .onnx file written by 'vigil export'",
+                  quiet_help="no status line")
     w.add_argument("source", help="a video file, a folder of frames, a camera index (0, 1, ...) or a stream URL "
                                   "(rtsp://, http://)")
     w.add_argument("--events", help="append events (JSON lines) to this file (default: standard output)")
@@ -259,6 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--gap-frames", type=int, default=5, help="frames below the threshold that close it")
     w.add_argument("--max-retries", type=int, default=10, help="reconnection attempts in a row for live sources")
     w.set_defaults(func=cmd_watch)
+
+    xp = sub.add_parser("export", help="write a trained run as one ONNX file (truesight, ocrgan-video)",
+                        description="Write RUN's scoring network as an ONNX graph, with the run's settings and "
+                                    "calibration in the file's metadata, so 'vigil score OUT.onnx' needs nothing "
+                                    "else (ONNX Runtime). truesight and ocrgan-video export; hybrid has no neural "
+                                    "network (optical flow and nearest neighbours) and cannot.")
+    xp.add_argument("run", help="run folder written by 'vigil train'")
+    xp.add_argument("--format", choices=("onnx",), default="onnx", help="the only format: onnx (default)")
+    xp.add_argument("--out", required=True, help="ONNX file to write")
+    xp.set_defaults(func=cmd_export)
 
     r = sub.add_parser("report", help="one self-contained HTML page: metrics, curves, timelines, frames",
                        description="Score DATASET's test videos with RUN and write an HTML report (pictures "
@@ -274,6 +363,44 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=cmd_synth)
+
+    from vigil.corrupt import Corruption
+
+    cd = Corruption()
+    c = sub.add_parser("corrupt", help="write a corrupted copy of a dataset: flipped, noisy, blurred, dropped and "
+                                       "duplicated test frames",
+                       description="Copy DATASET (any layout) to OUT in the frames layout, corrupting its test "
+                                   "frames (training frames are copied unchanged unless --splits all). Per source "
+                                   "frame, independently: dropped (--drop), repeated (--dup), turned upside down "
+                                   "(--flip), Gaussian noise (--noise), blurred (--blur). Labels and masks follow "
+                                   "their frames; OUT/corruption.json says what was done to every frame. The same "
+                                   "--seed gives byte-identical output.")
+    c.add_argument("data", metavar="DATASET", help="dataset folder (frames, UCSD, Avenue or Dataset/ layout)")
+    c.add_argument("--out", required=True, help="folder to write (must not exist or be empty, unless --force)")
+    c.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    c.add_argument("--flip", type=float, default=cd.flip, help="share of frames turned upside down (default "
+                   "%(default)s, as in design document 004)")
+    c.add_argument("--noise", type=float, default=cd.noise, help="share of frames with Gaussian noise (default %(default)s)")
+    c.add_argument("--blur", type=float, default=cd.blur, help="share of frames blurred (default %(default)s)")
+    c.add_argument("--drop", type=float, default=cd.drop, help="share of frames dropped (default %(default)s)")
+    c.add_argument("--dup", type=float, default=cd.dup, help="share of frames delivered twice (default %(default)s)")
+    c.add_argument("--noise-sigma", type=float, default=cd.noise_sigma,
+                   help="noise standard deviation in gray levels 0-255, at the source resolution (default %(default)s)")
+    c.add_argument("--blur-sigma", type=float, default=cd.blur_sigma,
+                   help="Gaussian blur sigma in pixels at the source resolution (default %(default)s)")
+    c.add_argument("--splits", choices=("test", "all"), default="test",
+                   help="corrupt the test videos only (default) or the training videos too")
+    c.add_argument("--force", action="store_true", help="replace OUT if it exists and is not empty")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_corrupt)
+
+    gd = sub.add_parser("guard", help="fit the frame guard of a run trained before it existed (no retraining)",
+                        description="Fit RUN's frame guard (upside-down frames turned back, noisy or blurred ones "
+                                    "concealed before scoring) on the normal training videos of DATASET, as the "
+                                    "model reads them, and save it in RUN. The networks are not retrained.")
+    gd.add_argument("run", help="run folder written by 'vigil train'")
+    gd.add_argument("--data", required=True, help="the dataset the run was trained on (its training videos)")
+    gd.set_defaults(func=cmd_guard)
 
     d = sub.add_parser("demo", help="the whole job on built-in synthetic data",
                        description="Generate the synthetic corridor, train briefly, score, evaluate.")

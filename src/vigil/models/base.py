@@ -85,6 +85,8 @@ class Detector(ABC):
     Config: ClassVar[type]
     #: frames of history one frame's score needs (1 = the frame alone); bounds live memory
     context_frames: ClassVar[int] = 1
+    #: fit() takes checkpoint_dir / resume / checkpoint_every (vigil.training); `vigil train --resume`
+    resumable: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, *, device: str = "cpu", progress: bool = True, **overrides):
         cfg = config if config is not None else self.Config()
@@ -130,6 +132,61 @@ class Detector(ABC):
         """Fitted scalars (JSON) saved in ``config.json``."""
         return {}
 
+    # --- ONNX export (vigil.export): the network call is one replaceable step -----------------
+    #: why ``vigil export`` refuses this model, or None when it exports
+    onnx_unsupported: ClassVar[str | None] = "it defines no exportable scoring network"
+    #: an ONNX Runtime session standing in for the network (set by ``vigil.export.load_onnx``)
+    _runtime: Any = None
+
+    def _export_spec(self):
+        """The scoring module the PyTorch path calls, with example inputs (:class:`vigil.export.ExportSpec`)."""
+        raise VigilError(f"model '{self.name}' cannot be exported to ONNX: {self.onnx_unsupported}")
+
+    def _calibration_arrays(self) -> dict[str, np.ndarray]:
+        """Every fitted array except the network's weights (what an ONNX file carries beside its graph)."""
+        raise NotImplementedError
+
+    def _load_calibration(self, arrays: dict[str, np.ndarray], fitted: dict) -> None:
+        """Restore :meth:`_calibration_arrays` and the fitted scalars, without any network."""
+        raise NotImplementedError
+
+    # --- the frame guard (vigil.data.guard): corrupted frames corrected before scoring ---------
+    #: the fitted :class:`~vigil.data.guard.FrameGuard`, or None: frames pass unchanged (a run saved
+    #: before guards existed loads with none; ``fit_guard`` adds one without retraining)
+    guard_: Any = None
+
+    def _read(self, video: Video) -> np.ndarray:
+        """uint8 frames exactly as this model reads them, before the guard (models with a guard override)."""
+        raise VigilError(f"{self.name}: this model reads no frames through the frame guard")
+
+    def _guarded(self, frames: np.ndarray) -> np.ndarray:
+        """``frames`` turned upright and out-of-range ones concealed by the fitted guard; unchanged when
+        there is none or the model's ``guard`` setting is off (the ablation)."""
+        self._guard_flipped = None
+        if self.guard_ is None or not getattr(self.config, "guard", True) or len(frames) == 0:
+            return frames
+        report = self.guard_.inspect(frames)
+        self._guard_flipped = report.flipped
+        return self.guard_.apply(frames, report)
+
+    def _as_given(self, maps: np.ndarray) -> np.ndarray:
+        """Anomaly maps ``(T, H, W)`` of the frames last read through the guard, turned back to the
+        orientation the frames were given in (so they overlay the given frames and their masks)."""
+        flipped = getattr(self, "_guard_flipped", None)
+        if flipped is None or len(flipped) != len(maps) or not flipped.any():
+            return maps
+        maps = maps.copy()
+        maps[flipped] = maps[flipped][:, ::-1]
+        return maps
+
+    def fit_guard(self, videos: Sequence[Video | np.ndarray]) -> "Detector":
+        """Fit the frame guard on normal videos as this model reads them; no network is retrained, so an
+        older run gains a guard with ``det.fit_guard(ds.train).save(run)``. Returns ``self``."""
+        from vigil.data.guard import FrameGuard
+
+        self.guard_ = FrameGuard.fit([self._read(as_video(v, f"train{i}")) for i, v in enumerate(videos)])
+        return self
+
     # --- shared -------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not self.fitted_:
@@ -140,14 +197,19 @@ class Detector(ABC):
         from safetensors.numpy import save
 
         self._check_fitted()
+        if self._runtime is not None:
+            raise VigilError(f"{path}: this {self.name} model was loaded from an ONNX file and has no PyTorch "
+                             f"weights to save; keep the .onnx file, or save from the run it was exported from")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         arrays = {k: np.ascontiguousarray(v) for k, v in self._state_arrays().items()}
+        guard_arrays, guard_meta = self.guard_.state() if self.guard_ is not None else ({}, None)
+        arrays.update({f"guard.{k}": np.ascontiguousarray(v) for k, v in guard_arrays.items()})
         with atomic_write(path / "model.safetensors", "wb") as f:
             f.write(save(arrays, metadata={"vigil_model": self.name}))
         write_json(path / "config.json", {
             "format": FORMAT_VERSION, "model": self.name, "config": dataclasses.asdict(self.config),
-            "fitted": self._fitted_meta(), **(extra or {}),
+            "fitted": self._fitted_meta(), "guard": guard_meta, **(extra or {}),
         })
         return path
 
@@ -183,7 +245,13 @@ class Detector(ABC):
         except (SafetensorError, OSError, ValueError) as e:
             raise VigilError(f"{weights}: corrupt weights file ({e})") from None
         try:
-            det._load_state_arrays(arrays, meta.get("fitted", {}))
+            guard = {k[len("guard."):]: v for k, v in arrays.items() if k.startswith("guard.")}
+            det._load_state_arrays({k: v for k, v in arrays.items() if not k.startswith("guard.")},
+                                   meta.get("fitted", {}))
+            if meta.get("guard"):               # runs saved before the frame guard have none
+                from vigil.data.guard import FrameGuard
+
+                det.guard_ = FrameGuard.from_state(guard, meta["guard"])
         except (KeyError, RuntimeError, ValueError) as e:
             first = str(e).strip().splitlines()[0][:300]
             raise VigilError(f"{weights}: weights do not fit model '{name}' with these settings ({first})") from None

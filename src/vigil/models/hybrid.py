@@ -42,6 +42,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from sklearn.neighbors import NearestNeighbors
 
+from vigil import training
 from vigil.data.video import Video
 from vigil.errors import VigilError
 from vigil.models.base import Detector, as_video, register
@@ -72,6 +73,7 @@ class HybridConfig:
     neighbourhood: int = 3        # cells averaged (3x3) before the max: a walker spans ~2x4 cells
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
     seed: int = 0
+    guard: bool = True            # frames turned upright, noisy/blurred ones concealed (vigil.data.guard)
 
 
 class _Bank:
@@ -126,6 +128,8 @@ class Hybrid(Detector):
 
     name = "hybrid"
     Config = HybridConfig
+    onnx_unsupported = ("it has no neural network (its scores come from OpenCV's DIS optical flow and scikit-learn "
+                        "nearest-neighbour search, which ONNX cannot express); score its run folder instead")
 
     # --- fitting ------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -136,9 +140,13 @@ class Hybrid(Detector):
         if cfg.flow_preset not in PRESETS:
             raise VigilError(f"hybrid: flow_preset '{cfg.flow_preset}' is not one of {sorted(PRESETS)}")
 
-    def _gray(self, video: Video) -> np.ndarray:
+    def _read(self, video: Video) -> np.ndarray:
         """``(T, H, W)`` uint8 at the working size (decoded once, then cached on disk)."""
         return video.frames(size=self.size_, gray=True)
+
+    def _gray(self, video: Video) -> np.ndarray:
+        """:meth:`_read` through the frame guard."""
+        return self._guarded(self._read(video))
 
     def fit(self, videos: Sequence[Video | np.ndarray]) -> "Hybrid":
         self._check_config()
@@ -154,13 +162,17 @@ class Hybrid(Detector):
             raise VigilError(f"hybrid: training videos hold {sum(len(g) for g in grays)} frames; need at least 3")
         # Pass 1, flow: the moving threshold comes from the training footage itself.
         self.tau_ = 0.0
-        flows = [self._cell_flows(g) for g in grays]
+        # under torchrun each process takes a share of the videos and every process gets all results;
+        # each then fits the (cheap, deterministic) banks and calibration from the same features
+        training.join("cpu")
+        flows = training.map_sharded(lambda i: self._cell_flows(grays[i]), len(grays))
         speeds = np.concatenate([window_speeds(f, cfg.history).ravel() for f in flows if f is not None])
         # Most cells of a fixed camera are static, so the median window speed is the flow noise; for
         # 2-D Gaussian noise (Rayleigh speed) 3x the median is exceeded by ~0.2% of static cells.
         self.tau_ = float(max(cfg.tau_factor * np.median(speeds), 1e-3))
         # Pass 2, descriptors, split into fitting and held-out (calibration) videos.
-        cells = [self._describe(g, f) for g, f in zip(grays, flows)]
+        cells = training.map_sharded(lambda i: self._describe(grays[i], flows[i]), len(grays))
+        training.leave()                          # what follows is the same on every process
         fit_cells = _concat([c for i, v in enumerate(cells) if i not in held for c in v])
         if len(fit_cells.idx) < cfg.k:
             raise VigilError(f"hybrid: only {len(fit_cells.idx)} moving cells in the training videos "
@@ -181,6 +193,7 @@ class Hybrid(Detector):
         self.floor_ = float(np.percentile(fused, 1)) if len(fused) else 0.0
         held_scores = np.concatenate([self._frame_scores(v)[0] for v in held_cells])
         self.threshold_ = float(np.percentile(held_scores, 99))
+        self.fit_guard(videos)
         self.fitted_ = True
         return self
 
@@ -243,7 +256,7 @@ class Hybrid(Detector):
         scores, per_cell = self._frame_scores(cells)
         h, w = video.frames().shape[1:3]
         maps = np.stack([self._map(c, s, (w, h)) for c, s in zip(cells, per_cell)])
-        return scores, maps
+        return scores, self._as_given(maps)
 
     def _grid(self, cells: Cells | None, fused: np.ndarray) -> np.ndarray:
         """``(Gh, Gw)`` neighbourhood-averaged fused scores; ``floor_`` where nothing moves."""
@@ -294,7 +307,10 @@ class HybridStream:
     """
 
     def __init__(self, det: Hybrid):
+        from vigil.data.guard import GuardStream
+
         self.det, self.cells = det, det._stream()
+        self.guard = GuardStream(det.guard_) if det.guard_ is not None and det.config.guard else None
 
     def update(self, frame: np.ndarray) -> tuple[float, np.ndarray]:
         frame = np.asarray(frame, dtype=np.uint8)
@@ -302,7 +318,7 @@ class HybridStream:
         small = frame if (w, h) == self.det.size_ else cv2.resize(frame, self.det.size_, interpolation=cv2.INTER_AREA)
         if small.ndim == 3:
             small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        cells = self.cells.update(small)
+        cells = self.cells.update(small if self.guard is None else self.guard.update(small))
         fused = self.det._evidence(cells).sum(1) if cells is not None and len(cells.idx) else np.zeros(0)
         grid = self.det._grid(cells, fused)
         return float(grid.max()), cv2.resize(grid, (w, h), interpolation=cv2.INTER_NEAREST)

@@ -58,6 +58,7 @@ class OcrGanVideoConfig:
     score_sigma: float = 2.0      # temporal smoothing of the frame scores (frames)
     false_alarm_rate: float = 0.01  # threshold_ gives this rate on held-out normal frames
     seed: int = 0
+    guard: bool = True            # frames turned upright, noisy/blurred ones concealed (vigil.data.guard)
 
 
 # --- frequency decoupling -------------------------------------------------------------------------

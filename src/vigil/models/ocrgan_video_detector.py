@@ -22,9 +22,9 @@ The clip length is fixed by the checkpoint: the generator's input holds ``clip_l
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
-import time
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -34,12 +34,14 @@ import torch
 from einops import rearrange
 from scipy.ndimage import gaussian_filter
 
+from vigil import training
 from vigil.data.video import Video
 from vigil.errors import VigilError
 from vigil.models.attention import attention_statistics
 from vigil.models.base import Detector, as_video, register, resolve_device, seed_everything
 from vigil.models.ocrgan_video import OcrGanVideoConfig, OcrGanVideoModel
 from vigil.scoring import gaussian_smooth, robust_stats
+from vigil.training import TrainingRun
 
 COMPONENTS = ("rec", "feat", "attention")
 
@@ -74,6 +76,38 @@ def _zscore(x: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
     return (x - mu) / (sd + np.median(sd))
 
 
+class WindowScorer(torch.nn.Module):
+    """Scoring's network pass over a window of consecutive frames, as one module.
+
+    In: ``frames (N, H, W)`` in [-1, 1], ``N >= T``. Out, for the ``B = N - T + 1`` clips that end at
+    frames ``T-1 .. N-1`` of the window: ``rec (B, H, W)`` the squared error of the predicted last
+    frame, ``feat (B, h, w)`` the squared distance between the discriminator's features of the real
+    and of the predicted last frame, and, with temporal attention, ``stats (B, h, w, 5)`` and
+    ``attention (B, h, w, nh, T, T)`` of the real clip. Each frame is embedded once per window and
+    shared by the clips that contain it. PyTorch scoring calls this module and ``vigil export``
+    writes exactly it as the ONNX graph (:mod:`vigil.export`). Clips are cut with constant slice
+    bounds (``frames[t : t - T + 1]``), so one graph serves every window length.
+    """
+
+    def __init__(self, model: OcrGanVideoModel, clip_len: int):
+        super().__init__()
+        self.model, self.clip_len = model, clip_len
+
+    def forward(self, frames: torch.Tensor):
+        T, D = self.clip_len, self.model.discriminator
+        cut = lambda a: torch.stack([a[t:t - T + 1 or None] for t in range(T)], 1)   # noqa: E731  (N, ...) -> (B, T, ...)
+        clip = cut(frames)                                                  # (B, T, H, W)
+        real_f = cut(D.embed_frames(frames))                                # (B, T, C, h, w)
+        out = self.model.predict(clip)
+        rec = (out.frame - clip[:, -1]).pow(2)
+        fake_f = torch.cat([real_f[:, :-1], D.embed_frames(out.frame)[:, None]], dim=1)
+        real, fake = D.from_features(real_f), D.from_features(fake_f)
+        feat = (real.features - fake.features).pow(2).mean(1)
+        if real.attention is None:
+            return rec, feat
+        return rec, feat, attention_statistics(real.attention.mean(3)), real.attention
+
+
 @register
 class OcrGanVideo(Detector):
     """OCR-GAN extended to clips, with temporal attention in the discriminator (design document 000).
@@ -83,6 +117,8 @@ class OcrGanVideo(Detector):
 
     name = "ocrgan-video"
     Config = OcrGanVideoConfig
+    resumable = True
+    onnx_unsupported = None     # exports: WindowScorer is the graph (vigil.export)
     context_frames = 16 + 6   # class-level bound; a fitted model knows its own, see context()
 
     def context(self) -> int:
@@ -98,14 +134,29 @@ class OcrGanVideo(Detector):
         self.model_ = OcrGanVideoModel(cfg).to(resolve_device(self.device))
         return self.model_
 
-    def _frames(self, video: Video) -> np.ndarray:
+    def _read(self, video: Video) -> np.ndarray:
+        """``(N, 64, 64)`` uint8 gray as read, before the frame guard."""
         s = self.config.size
-        return _to_float(video.frames(size=(s, s), gray=True))  # (N, 64, 64)
+        return video.frames(size=(s, s), gray=True)
+
+    def _frames(self, video: Video) -> np.ndarray:
+        return _to_float(self._guarded(self._read(video)))  # (N, 64, 64)
 
     # --- training -------------------------------------------------------------------------------
-    def fit(self, videos: Sequence[Video | np.ndarray]) -> "OcrGanVideo":
+    def fit(self, videos: Sequence[Video | np.ndarray], *, checkpoint_dir=None, resume: bool = False,
+            checkpoint_every: float | None = 600.0) -> "OcrGanVideo":
+        """Train generator and discriminator on clips of normal videos, calibrate on their held-out
+        ends; returns ``self``.
+
+        ``checkpoint_dir``: write ``checkpoint.pt`` there at the end of every epoch and every
+        ``checkpoint_every`` seconds within one; ``resume=True`` continues from it (same result as
+        an uninterrupted run). Under torchrun each process trains on its share of every batch, the
+        gradients of each network are averaged across processes and rank 0 calibrates
+        (:mod:`vigil.training`).
+        """
         cfg, T = self.config, self.config.clip_len
         seed_everything(cfg.seed)
+        self.device = training.join(self.device)        # under torchrun: this process's device
         dev = resolve_device(self.device)
         model = self._build()
         videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
@@ -128,33 +179,54 @@ class OcrGanVideo(Detector):
         rng = np.random.default_rng(cfg.seed)
         steps_per_epoch = max(1, len(index) // cfg.batch_size)
         total = cfg.epochs * steps_per_epoch
+        run = TrainingRun(self, state={"model": model, "opt_g": opt_g, "opt_d": opt_d}, shuffle=rng,
+                          samples=len(index), batches_per_epoch=steps_per_epoch, checkpoint_dir=checkpoint_dir,
+                          resume=resume, checkpoint_every=checkpoint_every)
+        # Under torchrun gradients are averaged by hand (run.reduce), not by DistributedDataParallel:
+        # one forward (model.losses) feeds two backward passes, G's then D's, and reaches the
+        # discriminator through its methods rather than forward(), while DDP expects one backward
+        # per forward of the module it wraps. One flat all-reduce per network is DDP's traffic.
+        run.broadcast(model)
+        d_params = list(model.discriminator.parameters())
         bar = None
-        if self.progress:
+        if self.progress and run.main:
             from tqdm import tqdm
-            bar = tqdm(total=total, desc=f"{self.name} T={T}", unit="step", leave=False)
+            bar = tqdm(total=total, initial=run.steps_done, desc=f"{self.name} T={T}", unit="step", leave=False)
         model.train()
-        t0 = time.perf_counter()
-        for _ in range(cfg.epochs):
-            order = rng.permutation(len(index))
-            for k in range(steps_per_epoch):
-                picks = [index[j] for j in order[k * cfg.batch_size:(k + 1) * cfg.batch_size]]
+        for epoch in range(run.epoch, cfg.epochs):
+            order = run.order(epoch, lambda: rng.permutation(len(index)))
+            for k in run.batches(epoch):
+                chunk = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
+                mine = run.share(chunk)                 # this process's part (all of it on one process)
+                if mine is None:                        # fewer clips than processes
+                    run.step_done(epoch, k + 1, order)
+                    continue
+                picks = [index[j] for j in mine]
                 clip = torch.from_numpy(np.stack([train_parts[i][s:s + T] for i, s in picks])).to(dev)  # (B, T, H, W)
                 losses, _ = model.losses(clip)
                 opt_g.zero_grad(set_to_none=True)
-                losses.g.backward()
+                run.scaled(losses.g, len(mine), len(chunk)).backward()
+                run.reduce(g_params)
                 opt_g.step()
                 opt_d.zero_grad(set_to_none=True)   # also drops what the G loss left on D
-                losses.d.backward()
+                run.scaled(losses.d, len(mine), len(chunk)).backward()
+                run.reduce(d_params)
                 opt_d.step()
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(g=f"{losses.g.item():.3f}", d=f"{losses.d.item():.3f}", rec=f"{losses.rec.item():.4f}")
+                run.step_done(epoch, k + 1, order, before_save=lambda: run.average_buffers(model))
         if bar is not None:
             bar.close()
-        self.train_seconds_ = time.perf_counter() - t0
+        run.average_buffers(model)                      # BatchNorm statistics: the mean over processes
+        self.train_seconds_ = run.elapsed()
         self.steps_ = total
         model.eval()
-        self._calibrate(held_parts or [(x, T - 1) for x in train_parts])
+        if run.main:                                    # the others receive rank 0's calibration
+            self._calibrate(held_parts or [(x, T - 1) for x in train_parts])
+        training.share_fitted(self)
+        training.leave()
+        self.fit_guard(videos)
         self.fitted_ = True
         return self
 
@@ -191,34 +263,45 @@ class OcrGanVideo(Detector):
         return {k: (raw[k] - self.comp_med_[i]) / self.comp_scale_[i] for i, k in enumerate(COMPONENTS)}
 
     # --- inference ------------------------------------------------------------------------------
-    @torch.no_grad()
+    def _scoring_network(self):
+        """Scoring's one network call, a :class:`WindowScorer` over the model, or, for a detector
+        loaded from a ``.onnx`` file, the ONNX Runtime session that stands in for it (:mod:`vigil.export`)."""
+        if self._runtime is not None:
+            return self._runtime
+        return WindowScorer(self.model_, self.config.clip_len).eval()
+
+    @torch.inference_mode()
     def _infer(self, x: np.ndarray, start: int = 0, keep_attention: bool = False, batch: int = 32) -> FrameOutputs:
         """Outputs for frames ``start ..`` of ``x`` (N, H, W) float; earlier frames serve as context only."""
-        T, model = self.config.clip_len, self.model_
-        dev = next(model.parameters()).device
-        D = model.discriminator
+        T = self.config.clip_len
+        dev = resolve_device(self.device)
+        network = self._scoring_network()
         n_pad = max(0, T - 1 - start)
         xp = torch.from_numpy(_pad_front(x, n_pad)).to(dev)           # (N', H, W)
         first = start + n_pad                                          # index in xp of the first scored frame
-        feats = torch.cat([D.embed_frames(xp[i:i + 256]) for i in range(0, len(xp), 256)])  # (N', C, h, w)
         rec, fmap, stats, atts = [], [], [], []
         for b0 in range(first, len(xp), batch):
-            ends = torch.arange(b0, min(len(xp), b0 + batch), device=dev)                # last frame of each clip
-            idx = ends[:, None] - torch.arange(T - 1, -1, -1, device=dev)[None]          # (B, T)
-            clip = xp[idx]                                                                # (B, T, H, W)
-            out = model.predict(clip)
-            rec.append((out.frame - clip[:, -1]).pow(2).cpu().numpy())
-            real_f = feats[idx]                                                           # (B, T, C, h, w)
-            fake_f = torch.cat([real_f[:, :-1], D.embed_frames(out.frame)[:, None]], dim=1)
-            real, fake = D.from_features(real_f), D.from_features(fake_f)
-            fmap.append((real.features - fake.features).pow(2).mean(1).cpu().numpy())
-            if real.attention is not None:
-                stats.append(attention_statistics(real.attention.mean(3)).cpu().numpy())   # (B, h, w, 5)
+            out = network(xp[b0 - T + 1:b0 + batch])                   # the clips ending at b0 .. b0 + batch - 1
+            rec.append(out[0].cpu().numpy())
+            fmap.append(out[1].cpu().numpy())
+            if len(out) > 2:
+                stats.append(out[2].cpu().numpy())                    # (B, h, w, 5)
                 if keep_attention:
-                    atts.append(real.attention.cpu().numpy())
+                    atts.append(out[3].cpu().numpy())
         return FrameOutputs(np.concatenate(rec), np.concatenate(fmap),
                             np.concatenate(stats) if stats else None,
                             np.concatenate(atts) if atts else None)
+
+    def _export_spec(self):
+        """The module ``vigil export`` writes: :class:`WindowScorer`, a window of frames of any length >= T."""
+        from vigil.export import ExportSpec
+
+        cfg = self.config
+        example = torch.rand(cfg.clip_len + 3, cfg.size, cfg.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        outputs = ["rec", "feat"] + (["stats", "attention"] if cfg.attention else [])
+        module = WindowScorer(copy.deepcopy(self.model_).cpu(), cfg.clip_len).eval()   # a copy: the run stays put
+        return ExportSpec(module, (example,), ["frames"], outputs,
+                          {"frames": {0: "frames"}, **{n: {0: "clips"} for n in outputs}})
 
     def _raw_components(self, o: FrameOutputs) -> dict[str, np.ndarray]:
         z = _zscore(o.rec_map, self.rec_mu_, self.rec_sd_)
@@ -253,7 +336,7 @@ class OcrGanVideo(Detector):
         c = self.score_components(video)
         H, W = video.frames()[0].shape[:2]
         maps = np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_LINEAR) for m in c.maps]).astype(np.float32)
-        return c.combined.astype(np.float64), maps
+        return c.combined.astype(np.float64), self._as_given(maps)
 
     def clip_attention(self, video: Video | np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:
         """Attention of the real (input) clips of a video, cut into consecutive clips of ``clip_len``.
@@ -263,7 +346,7 @@ class OcrGanVideo(Detector):
         the weights ``(K, h, w, nh, T, T)`` and the frame scores ``(N,)``.
         """
         self._check_fitted()
-        if self.model_.discriminator.temporal is None:
+        if not self.config.attention:
             raise VigilError(f"{self.name}: this run was trained without temporal attention (attention=False); "
                              f"there is nothing to explain")
         video = as_video(video)
@@ -276,9 +359,12 @@ class OcrGanVideo(Detector):
     # --- saving ---------------------------------------------------------------------------------
     def _state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"model.{k}": v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
-        for k in ("rec_mu_", "rec_sd_", "feat_mu_", "feat_sd_", "att_mu_", "att_sd_", "comp_med_", "comp_scale_"):
-            arrays[f"calib.{k}"] = np.asarray(getattr(self, k), np.float32)
+        arrays.update(self._calibration_arrays())
         return arrays
+
+    def _calibration_arrays(self) -> dict[str, np.ndarray]:
+        return {f"calib.{k}": np.asarray(getattr(self, k), np.float32) for k in
+                ("rec_mu_", "rec_sd_", "feat_mu_", "feat_sd_", "att_mu_", "att_sd_", "comp_med_", "comp_scale_")}
 
     def _fitted_meta(self) -> dict:
         return {"clip_len": self.config.clip_len, "steps": getattr(self, "steps_", None),
@@ -292,6 +378,9 @@ class OcrGanVideo(Detector):
         state = {k[len("model."):]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("model.")}
         model.load_state_dict(state, strict=True)
         model.eval()
+        self._load_calibration(arrays, fitted)
+
+    def _load_calibration(self, arrays: dict[str, np.ndarray], fitted: dict) -> None:
         for k, v in arrays.items():
             if k.startswith("calib."):
                 setattr(self, k[len("calib."):], np.array(v))

@@ -12,8 +12,8 @@ normal frames held out of training, fuses them with the design weights and smoot
 
 from __future__ import annotations
 
+import copy
 import math
-import time
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
@@ -24,9 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from vigil import training
 from vigil.data.video import Video
 from vigil.models.base import Detector, as_video, register, resolve_device, seed_everything
 from vigil.scoring import adaptive_median, robust_stats
+from vigil.training import TrainingRun
 
 COMPONENTS = ("l1", "l2", "max", "attention", "std", "frequency", "peak")
 
@@ -49,6 +51,7 @@ class TrueSightConfig:
     smooth_max: int = 9
     false_alarm_rate: float = 0.01  # threshold_ gives this rate on held-out normal frames
     seed: int = 0
+    guard: bool = True              # frames turned upright, noisy/blurred ones concealed (vigil.data.guard)
 
 
 # --- building blocks --------------------------------------------------------------------------
@@ -123,26 +126,74 @@ def _high_freq_mask(size: int) -> torch.Tensor:
     return (torch.sqrt(fx ** 2 + fy ** 2) > 0.25).float()    # upper half of the spectrum radius
 
 
-def component_maps(net: TrueSightNet, x: torch.Tensor, scales: Sequence[int]):
-    """Error maps averaged over the inference scales, all at ``x``'s size.
-
-    In: ``x (B, 3, S, S)``. Out: ``e1, e2, att (B, S, S)`` and the high-frequency spectrum gap ``(B,)``.
+def _dft_matrices(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``rfft2`` of an ``(S, S)`` image as ``left @ img @ right``: ``left (2S, S)`` stacks the cosine and
+    minus-sine rows, ``right (S, 2L)`` their columns, ``L = S // 2 + 1``. Two small matrix products
+    instead of an FFT, because ONNX export cannot express ``torch.fft``; built in float64, used in float32.
     """
-    S = x.shape[-1]
-    e1 = e2 = att = 0.0
-    hf = _high_freq_mask(S).to(x.device)
-    freq = 0.0
-    for s in scales:
-        xs = x if s == S else F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
-        out = net(xs)
-        recon = out.recon if s == S else F.interpolate(out.recon, size=(S, S), mode="bilinear", align_corners=False)
-        a = out.attention if s == S else F.interpolate(out.attention, size=(S, S), mode="bilinear", align_corners=False)
-        d = (recon - x).abs().mean(1)                                      # (B, S, S)
-        e1, e2, att = e1 + d, e2 + d ** 2, att + a[:, 0]
-        spec = lambda img: torch.fft.rfft2(img.mean(1)).abs()               # noqa: E731
-        freq = freq + ((spec(recon) - spec(x)).abs() * hf).sum((1, 2)) / hf.sum()
-    n = len(scales)
-    return e1 / n, e2 / n, att / n, freq / n
+    n = torch.arange(size, dtype=torch.float64)
+    cols = 2 * math.pi * n[:, None] * torch.arange(size // 2 + 1, dtype=torch.float64)[None] / size   # (S, L)
+    rows = 2 * math.pi * n[:, None] * n[None] / size                                                 # (S, S)
+    right = torch.cat([torch.cos(cols), -torch.sin(cols)], 1)
+    left = torch.cat([torch.cos(rows), -torch.sin(rows)], 0)
+    return left.float(), right.float()
+
+
+def fold_batchnorm(net: TrueSightNet) -> TrueSightNet:
+    """An inference copy of ``net`` with every BatchNorm folded into the convolution before it
+    (eval-mode statistics); the same function up to float rounding, fewer passes over memory."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    net = copy.deepcopy(net).eval()
+    for block in list(net.encoder) + list(net.decoder):
+        if len(block) > 1 and isinstance(block[1], nn.BatchNorm2d):
+            block[0] = fuse_conv_bn_eval(block[0], block[1], transpose=isinstance(block[0], nn.ConvTranspose2d))
+            block[1] = nn.Identity()
+    return net
+
+
+class MultiScaleMaps(nn.Module):
+    """Scoring's whole network pass as one module: the frame reconstructed at every inference scale,
+    the error maps and the high-frequency spectrum gap averaged over the scales, at the input size.
+
+    In: ``x (B, 3, S, S)`` in [0, 1]. Out: ``e1, e2, att (B, S, S)`` (mean |error|, mean squared
+    |error|, attention) and ``freq (B,)``. PyTorch scoring calls this module batch by batch and
+    ``vigil export`` writes exactly this module as the ONNX graph (:mod:`vigil.export`), so the two
+    backends share every other step. ``x``'s own spectrum is computed once, not once per scale.
+    """
+
+    def __init__(self, net: TrueSightNet, scales: Sequence[int], size: int):
+        super().__init__()
+        self.net, self.scales, self.size = net, tuple(scales), size
+        left, right = _dft_matrices(size)
+        hf = _high_freq_mask(size)
+        self.register_buffer("left", left, persistent=False)
+        self.register_buffer("right", right, persistent=False)
+        self.register_buffer("hf_weight", hf / hf.sum(), persistent=False)   # mean over the masked band
+
+    def spectrum(self, img: torch.Tensor) -> torch.Tensor:
+        """``|rfft2(img)|``: ``(B, S, S) -> (B, S, L)``."""
+        S, L = self.size, self.right.shape[1] // 2
+        y = self.left @ (img @ self.right)                  # (B, 2S, 2L): [[cos], [-sin]] x [cos | -sin]
+        re = y[:, :S, :L] - y[:, S:, L:]
+        im = y[:, :S, L:] + y[:, S:, :L]
+        return torch.sqrt(re * re + im * im)
+
+    def forward(self, x: torch.Tensor):
+        S = self.size
+        spec_x = self.spectrum(x.mean(1))
+        e1 = e2 = att = freq = 0.0
+        for s in self.scales:
+            xs = x if s == S else F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+            recon, a = self.net(xs)
+            if s != S:
+                recon = F.interpolate(recon, size=(S, S), mode="bilinear", align_corners=False)
+                a = F.interpolate(a, size=(S, S), mode="bilinear", align_corners=False)
+            d = (recon - x).abs().mean(1)                                      # (B, S, S)
+            e1, e2, att = e1 + d, e2 + d * d, att + a[:, 0]
+            freq = freq + ((self.spectrum(recon.mean(1)) - spec_x).abs() * self.hf_weight).sum((1, 2))
+        n = len(self.scales)
+        return e1 / n, e2 / n, att / n, freq / n
 
 
 def frame_components(e1, e2, att, freq, mu1, sd1, mu2, sd2) -> np.ndarray:
@@ -192,11 +243,17 @@ class TrueSight(Detector):
 
     name = "truesight"
     Config = TrueSightConfig
+    resumable = True
+    onnx_unsupported = None     # exports: MultiScaleMaps is the graph (vigil.export)
+
+    def _read(self, video: Video) -> np.ndarray:
+        """``(T, S, S, 3)`` uint8 as read, before the frame guard."""
+        return video.frames(size=(self.config.size, self.config.size))
 
     def _frames(self, video: Video) -> np.ndarray:
         """``(T, 3, S, S)`` float32 in [0, 1]; gray footage (or a gray-trained model) uses one channel x3."""
         s = self.config.size
-        f = video.frames(size=(s, s))
+        f = self._guarded(self._read(video))
         if self.gray_:
             f = np.repeat(cv2.cvtColor(f.reshape(-1, s, 3), cv2.COLOR_RGB2GRAY).reshape(len(f), s, s, 1), 3, -1)
         return np.ascontiguousarray(f.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
@@ -210,13 +267,22 @@ class TrueSight(Detector):
         cal = sorted(order[:n_cal])
         return [v for i, v in enumerate(videos) if i not in cal], [videos[i] for i in cal]
 
-    def fit(self, videos) -> "TrueSight":
+    def fit(self, videos, *, checkpoint_dir=None, resume: bool = False,
+            checkpoint_every: float | None = 600.0) -> "TrueSight":
+        """Train on normal videos, calibrate on held-out ones; returns ``self``.
+
+        ``checkpoint_dir``: write ``checkpoint.pt`` there at the end of every epoch and every
+        ``checkpoint_every`` seconds within one; ``resume=True`` continues from it (same result as
+        an uninterrupted run). Under torchrun each process trains on its share of every batch
+        through DistributedDataParallel and rank 0 calibrates (:mod:`vigil.training`).
+        """
         cfg = self.config
         videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
         if not videos:
             from vigil.errors import VigilError
             raise VigilError("truesight: fit() needs at least one normal training video")
         seed_everything(cfg.seed)
+        self.device = training.join(self.device)        # under torchrun: this process's device
         dev = resolve_device(self.device)
         sample = videos[0].frames(size=(cfg.size, cfg.size))[:8]
         self.gray_ = bool(np.all(sample[..., 0] == sample[..., 1]) and np.all(sample[..., 1] == sample[..., 2]))
@@ -227,44 +293,82 @@ class TrueSight(Detector):
         steps = cfg.epochs * math.ceil(len(x) / cfg.batch_size)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
         gen = torch.Generator().manual_seed(cfg.seed)
-        t0 = time.time()
-        bar = tqdm(range(cfg.epochs), desc="truesight", unit="epoch", disable=not self.progress)
+        run = TrainingRun(self, state={"net": self.net_, "opt": opt, "sched": sched}, shuffle=gen, samples=len(x),
+                          batches_per_epoch=math.ceil(len(x) / cfg.batch_size), checkpoint_dir=checkpoint_dir,
+                          resume=resume, checkpoint_every=checkpoint_every)
+        net = run.wrap(self.net_)                       # DistributedDataParallel under torchrun
+        bar = tqdm(range(run.epoch, cfg.epochs), initial=run.epoch, total=cfg.epochs, desc="truesight",
+                   unit="epoch", disable=not (self.progress and run.main))
         self.net_.train()
-        for _ in bar:
-            perm = torch.randperm(len(x), generator=gen)
-            total = 0.0
-            for i in range(0, len(x), cfg.batch_size):
-                xb = x[perm[i:i + cfg.batch_size]].to(dev)
+        for epoch in bar:
+            perm = run.order(epoch, lambda: torch.randperm(len(x), generator=gen))
+            total = seen = 0.0
+            for b in run.batches(epoch):
+                chunk = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                 # train at every inference scale, so all five reconstruct normal frames well
                 s = cfg.scales[int(torch.randint(len(cfg.scales), (1,), generator=gen))]
+                mine = run.share(chunk)                 # this process's part (all of it on one process)
+                if mine is None:                        # a last batch smaller than the number of processes
+                    run.step_done(epoch, b + 1, perm)
+                    continue
+                xb = x[mine].to(dev)
                 if s != cfg.size:
                     xb = F.interpolate(xb, size=(s, s), mode="bilinear", align_corners=False)
-                out = self.net_(xb)
+                out = net(xb)
                 err = (out.recon - xb).abs()
                 # attention-weighted loss; the weight is detached so the attention cannot lower
                 # the loss by switching itself off
                 loss = (err * (1 + out.attention.detach())).mean()
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                run.scaled(loss, len(mine), len(chunk)).backward()
                 opt.step()
                 sched.step()
-                total += loss.item() * len(xb)
-            bar.set_postfix(loss=f"{total / len(x):.4f}")
-        self.train_seconds_ = time.time() - t0
-        self._calibrate(train_v, cal_v)
+                total, seen = total + loss.item() * len(xb), seen + len(xb)
+                run.step_done(epoch, b + 1, perm)
+            bar.set_postfix(loss=f"{total / max(seen, 1):.4f}")
+        self.train_seconds_ = run.elapsed()
+        if run.main:                                    # the others receive rank 0's calibration
+            self._calibrate(train_v, cal_v)
+        training.share_fitted(self)
+        training.leave()
+        self.fit_guard(videos)
         self.fitted_ = True
         return self
 
-    @torch.no_grad()
-    def _maps(self, frames: np.ndarray, batch: int = 128):
-        dev = resolve_device(self.device)
+    def _scoring_network(self):
+        """Scoring's one network call, ``x (B, 3, S, S) -> e1, e2, att (B, S, S), freq (B,)``: a
+        :class:`MultiScaleMaps` over the BatchNorm-folded network, or, for a detector loaded from a
+        ``.onnx`` file, the ONNX Runtime session that stands in for it (:mod:`vigil.export`)."""
+        if self._runtime is not None:
+            return self._runtime
         self.net_.eval()
+        return MultiScaleMaps(fold_batchnorm(self.net_), self.config.scales, self.config.size).eval()
+
+    @torch.inference_mode()
+    def _maps(self, frames: np.ndarray, batch: int = 64):
+        dev = resolve_device(self.device)
+        network = self._scoring_network()
+        layout = torch.contiguous_format
+        if isinstance(network, nn.Module):
+            # channels-last weights and frames: oneDNN's fast path for these convolutions (1.5x on CPU)
+            layout = torch.channels_last
+            network.to(dev, memory_format=layout)
         outs = [[], [], [], []]
         for i in range(0, len(frames), batch):
-            xb = torch.from_numpy(frames[i:i + batch]).to(dev)
-            for o, t in zip(outs, component_maps(self.net_, xb, self.config.scales)):
+            xb = torch.from_numpy(frames[i:i + batch]).to(dev).contiguous(memory_format=layout)
+            for o, t in zip(outs, network(xb)):
                 o.append(t)
         return [torch.cat(o) for o in outs]
+
+    def _export_spec(self):
+        """The module ``vigil export`` writes: :class:`MultiScaleMaps`, frames in, maps out, any batch."""
+        from vigil.export import ExportSpec
+
+        s = self.config.size
+        example = torch.rand(2, 3, s, s, generator=torch.Generator().manual_seed(0))
+        outputs = ["e1", "e2", "attention", "frequency"]
+        return ExportSpec(self._scoring_network().cpu(), (example,), ["frames"], outputs,
+                          {n: {0: "batch"} for n in ["frames", *outputs]}, rows_independent=True)
 
     def _calibrate(self, train_v: list[Video], cal_v: list[Video]) -> None:
         """Per-pixel error statistics from every normal frame; per-component statistics and the
@@ -324,18 +428,24 @@ class TrueSight(Detector):
         h, w = video.frames().shape[1:3]
         maps = np.stack([cv2.GaussianBlur(cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 2)
                          for m in z]).astype(np.float32)
-        return scores, maps
+        return scores, self._as_given(maps)
 
     # --- persistence ---
     def _state_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
-        arrays.update(pixel_stats=self.pixel_stats_, comp_center=self.comp_center_, comp_scale=self.comp_scale_)
+        arrays.update(self._calibration_arrays())
         return arrays
+
+    def _calibration_arrays(self) -> dict[str, np.ndarray]:
+        return {"pixel_stats": self.pixel_stats_, "comp_center": self.comp_center_, "comp_scale": self.comp_scale_}
 
     def _load_state_arrays(self, arrays, fitted) -> None:
         self.net_ = TrueSightNet(self.config).to(resolve_device(self.device))
         state = {k[4:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("net.")}
         self.net_.load_state_dict(state, strict=True)
+        self._load_calibration(arrays, fitted)
+
+    def _load_calibration(self, arrays, fitted) -> None:
         self.pixel_stats_ = arrays["pixel_stats"]
         self.comp_center_, self.comp_scale_ = arrays["comp_center"], arrays["comp_scale"]
         self.gray_, self.threshold_ = bool(fitted["gray"]), float(fitted["threshold"])
