@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ VIDEO_EXTS = (".avi", ".mp4", ".mov", ".mkv", ".m4v")
 _CACHE_VERSION = 1
 
 cv2.setNumThreads(max(1, os.cpu_count() or 1))
+_DECODE_THREADS = max(1, min(8, os.cpu_count() or 1))
 
 
 def natural_key(p: Path):
@@ -181,14 +183,18 @@ class Video:
             if not files:
                 raise VigilError(f"{self.source}: folder holds no frames")
             first = _read_image(files[0])
-            out = []
-            for p in files:
+
+            def one(p: Path) -> np.ndarray:
                 img = first if p is files[0] else _read_image(p)
                 if img.shape != first.shape:
                     raise VigilError(f"{p}: frame size {img.shape[1]}x{img.shape[0]} differs from "
                                      f"{files[0].name} ({first.shape[1]}x{first.shape[0]})")
-                out.append(_resize(img[None], size, gray)[0])
-            return np.stack(out)
+                return _resize(img[None], size, gray)[0]
+
+            # OpenCV's decoders release the GIL, so threads decode frames side by side; map keeps
+            # their order and raises the first bad frame's error, as a loop would
+            with ThreadPoolExecutor(max_workers=_DECODE_THREADS) as pool:
+                return np.stack(list(pool.map(one, files)))
         return _resize(_decode_video(self.source), size, gray)
 
     def masks(self, size: tuple[int, int] | None = None) -> np.ndarray | None:
