@@ -102,6 +102,15 @@ def test_single_video_and_frame_folder_are_accepted(tmp_path):
     assert len(open_videos(tmp_path / "frames")[0]) == 4
 
 
+def test_frame_size_without_decoding_the_video(tmp_path, monkeypatch):
+    _write_avi(tmp_path / "clip.avi", _frames(5, h=24, w=32))
+    _write_folder(tmp_path / "frames", _frames(4, h=20, w=28))
+    monkeypatch.setattr(Video, "frames", lambda *a, **k: pytest.fail("frame_size decoded every frame"))
+    assert Video.open(tmp_path / "clip.avi").frame_size() == (24, 32)
+    assert Video.open(tmp_path / "frames").frame_size() == (20, 28)
+    assert Video.from_array("a", np.zeros((3, 6, 9), np.uint8)).frame_size() == (6, 9)
+
+
 def test_frames_sorted_naturally(tmp_path):
     frames = np.stack([np.full((8, 8), i * 20, np.uint8) for i in range(12)])
     _write_folder(tmp_path / "v", frames, ".png", pattern="frame_{}")   # frame_2 before frame_10

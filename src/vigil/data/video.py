@@ -144,6 +144,23 @@ class Video:
                 self._n = len(self.frames())
         return self._n
 
+    def frame_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the frames at their own resolution, decoding one frame at most (a video
+        file's header usually tells without decoding any)."""
+        if self.array is not None:
+            return tuple(self.array.shape[1:3])
+        if self.source.is_dir():
+            files = list_images(self.source)
+            if not files:
+                raise VigilError(f"{self.source}: folder holds no frames")
+            return tuple(_read_image(files[0]).shape[:2])
+        cap = cv2.VideoCapture(str(self.source))
+        try:
+            h, w = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        finally:
+            cap.release()
+        return (h, w) if h > 0 and w > 0 else tuple(self.frames().shape[1:3])
+
     def _fingerprint(self) -> str:
         h = hashlib.sha1(f"v{_CACHE_VERSION}:{self.source.resolve()}".encode())
         files = list_images(self.source) if self.source.is_dir() else [self.source]

@@ -254,7 +254,7 @@ class Hybrid(Detector):
         video = as_video(video)
         cells = self._cells(video)
         scores, per_cell = self._frame_scores(cells)
-        h, w = video.frames().shape[1:3]
+        h, w = video.frame_size()
         maps = np.stack([self._map(c, s, (w, h)) for c, s in zip(cells, per_cell)])
         return scores, self._as_given(maps)
 

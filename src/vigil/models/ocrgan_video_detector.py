@@ -334,7 +334,7 @@ class OcrGanVideo(Detector):
         """Scores ``(T,)`` and the calibrated prediction-error maps ``(T, H, W)`` at the frame's resolution."""
         video = as_video(video)
         c = self.score_components(video)
-        H, W = video.frames()[0].shape[:2]
+        H, W = video.frame_size()
         maps = np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_LINEAR) for m in c.maps]).astype(np.float32)
         return c.combined.astype(np.float64), self._as_given(maps)
 

@@ -425,7 +425,7 @@ class TrueSight(Detector):
                                  self.config.smooth_min, self.config.smooth_max)
         mu1, sd1 = (torch.from_numpy(a).to(e1.device) for a in self.pixel_stats_[:2])
         z = ((e1 - mu1) / sd1).clamp_min(0).cpu().numpy()
-        h, w = video.frames().shape[1:3]
+        h, w = video.frame_size()
         maps = np.stack([cv2.GaussianBlur(cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 2)
                          for m in z]).astype(np.float32)
         return scores, self._as_given(maps)
