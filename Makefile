@@ -26,9 +26,11 @@ browser:
 	  || echo "chromium not installed: the browser test of the report will be skipped"; }
 
 bench: $(VENV)/.installed
-	$(PY) benchmarks/bench_truesight.py
+	$(PY) benchmarks/bench_truesight.py --save runs/ped2-truesight
 	$(PY) benchmarks/bench_hybrid.py
-	$(PY) benchmarks/bench_ocrgan_video.py
+	$(PY) benchmarks/bench_ocrgan_video.py --save runs/ped2-ocrgan8
+	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/bench_robustness.py --run runs/ped2-truesight --run runs/ped2-ocrgan8 --hybrid
 
 clean:
 	rm -rf runs .pytest_cache
