@@ -125,9 +125,11 @@ def test_live_hybrid_stream_turns_frames_upright(trained_hybrid, synthetic):
     flipped = frames.copy()
     flipped[1::3] = flipped[1::3, ::-1]
     a, b = trained_hybrid.stream(), trained_hybrid.stream()
-    upright = [a.update(f)[0] for f in frames]
-    turned = [b.update(f)[0] for f in flipped]
-    np.testing.assert_allclose(turned, upright, atol=1e-6)
+    upright = [a.update(f) for f in frames]
+    turned = [b.update(f) for f in flipped]
+    np.testing.assert_allclose([s for s, _ in turned], [s for s, _ in upright], atol=1e-6)
+    for t, ((_, m_up), (_, m_turned)) in enumerate(zip(upright, turned)):   # maps overlay the frames given
+        np.testing.assert_allclose(m_turned, m_up[::-1] if t % 3 == 1 else m_up, atol=1e-6)
     g = GuardStream(trained_hybrid.guard_)
     small = trained_hybrid._read(synthetic.test[0])[:3]
     noisy, _ = _corrupt(small[1:2], Corruption(flip=0, noise=1.0, blur=0), seed=4)
@@ -151,6 +153,12 @@ def test_every_detector_reads_through_the_guard(synthetic, tmp_path):
         np.testing.assert_array_equal(det._frames(video), det._frames(type(video).from_array("f", flipped)))
         loaded = Detector.load(det.save(tmp_path / det.name))
         np.testing.assert_allclose(loaded.score(flipped), det.score(video), rtol=1e-5, atol=1e-5)
+    # OCR-GAN Video's live path reads through the guard too, and gives maps in the orientation given
+    a, b = det.stream(maps=True), det.stream(maps=True)
+    for f, g in zip(video.frames()[:10], flipped[:10]):
+        (s_up, m_up), (s_turned, m_turned) = a.update(f), b.update(g)
+        assert s_turned == pytest.approx(s_up, rel=1e-5, abs=1e-5)
+        np.testing.assert_allclose(m_turned, m_up[::-1], rtol=1e-5, atol=1e-5)
 
 
 def test_maps_are_returned_in_the_orientation_given(trained_hybrid, synthetic):

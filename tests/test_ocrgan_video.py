@@ -131,6 +131,28 @@ def test_live_stream_keeps_one_clip_plus_the_smoothing_history(fitted):
     assert len(live) == 20 and np.isfinite(live).all()
 
 
+def test_live_stream_runs_one_clip_per_frame_and_matches_the_batch_scores(fitted, monkeypatch):
+    from vigil.models.base import as_video
+    from vigil.models.ocrgan_video_detector import WindowScorer
+    from vigil.scoring import gaussian_smooth
+
+    video = np.repeat(moving_square_video(20, 2)[..., None], 3, axis=-1)
+    T, sigma = fitted.config.clip_len, fitted.config.score_sigma
+    raw = fitted._raw_components(fitted._infer(fitted._frames(as_video(video))))
+    fused = fitted._fuse(raw, fitted.config.attention)           # per frame, before smoothing
+    history = fitted.context() - T + 1
+    # the batch's smoothing applied to each frame's past alone
+    expected = [gaussian_smooth(fused[max(0, t - history + 1):t + 1], sigma)[-1] for t in range(len(video))]
+
+    windows, forward = [], WindowScorer.forward
+    monkeypatch.setattr(WindowScorer, "forward", lambda self, x: windows.append(len(x)) or forward(self, x))
+    stream = fitted.stream(maps=True)
+    live = [stream.update(f) for f in video]
+    assert windows == [T] * len(video)                            # one clip of T frames per new frame
+    np.testing.assert_allclose([s for s, _ in live], expected, rtol=1e-4, atol=1e-4)
+    assert all(m.shape == video.shape[1:3] and np.isfinite(m).all() for _, m in live)
+
+
 def test_checkpoint_with_another_clip_length_is_refused_clearly(fitted, tmp_path):
     fitted.save(tmp_path / "run")
     OcrGanVideo.load(tmp_path / "run", clip_len=8)                # the same length is fine

@@ -221,11 +221,13 @@ class GuardStream:
 
     def __init__(self, guard: FrameGuard):
         self.guard, self.last, self.since = guard, None, 0
+        self.flipped = False        # whether the last frame given was turned upright
 
     def update(self, frame: np.ndarray) -> np.ndarray:
         """One ``(H, W[, 3])`` uint8 frame at the detector's working size -> the frame to score."""
         rep = self.guard.inspect(frame[None])
-        if rep.flipped[0]:
+        self.flipped = bool(rep.flipped[0])
+        if self.flipped:
             frame = np.ascontiguousarray(frame[::-1])
         if not rep.bad[0]:
             self.last, self.since = frame, 0

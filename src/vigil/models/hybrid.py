@@ -321,7 +321,10 @@ class HybridStream:
         cells = self.cells.update(small if self.guard is None else self.guard.update(small))
         fused = self.det._evidence(cells).sum(1) if cells is not None and len(cells.idx) else np.zeros(0)
         grid = self.det._grid(cells, fused)
-        return float(grid.max()), cv2.resize(grid, (w, h), interpolation=cv2.INTER_NEAREST)
+        m = cv2.resize(grid, (w, h), interpolation=cv2.INTER_NEAREST)
+        if self.guard is not None and self.guard.flipped:     # the map in the orientation given
+            m = m[::-1].copy()
+        return float(grid.max()), m
 
 
 def _concat(cells: list[Cells]) -> Cells:

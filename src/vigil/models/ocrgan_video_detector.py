@@ -250,14 +250,18 @@ class OcrGanVideo(Detector):
         held = np.concatenate([self._combine(r, o.stats is not None) for r, o in zip(raws, outs)])
         self.threshold_ = float(np.quantile(held, 1 - self.config.false_alarm_rate))
 
-    def _combine(self, raw: dict[str, np.ndarray], has_stats: bool) -> np.ndarray:
-        """The final score of a run of frames: normalised components, weighted, smoothed over time."""
+    def _fuse(self, raw: dict[str, np.ndarray], has_stats: bool) -> np.ndarray:
+        """Per-frame scores before temporal smoothing: the normalised components, weighted."""
         cfg = self.config
         norm = self._normalise(raw)
-        combined = cfg.rec_weight * norm["rec"] + cfg.feat_weight * norm["feat"]
+        fused = cfg.rec_weight * norm["rec"] + cfg.feat_weight * norm["feat"]
         if cfg.attention_weight and has_stats:
-            combined = combined + cfg.attention_weight * norm["attention"]
-        return gaussian_smooth(combined, cfg.score_sigma)
+            fused = fused + cfg.attention_weight * norm["attention"]
+        return fused
+
+    def _combine(self, raw: dict[str, np.ndarray], has_stats: bool) -> np.ndarray:
+        """The final score of a run of frames: :meth:`_fuse`, smoothed over time."""
+        return gaussian_smooth(self._fuse(raw, has_stats), self.config.score_sigma)
 
     def _normalise(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: (raw[k] - self.comp_med_[i]) / self.comp_scale_[i] for i, k in enumerate(COMPONENTS)}
@@ -338,6 +342,11 @@ class OcrGanVideo(Detector):
         maps = np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_LINEAR) for m in c.maps]).astype(np.float32)
         return c.combined.astype(np.float64), self._as_given(maps)
 
+    def stream(self, maps: bool = False) -> "OcrGanStream":
+        """A live scorer that runs one clip per new frame (:class:`OcrGanStream`)."""
+        self._check_fitted()
+        return OcrGanStream(self, maps=maps)
+
     def clip_attention(self, video: Video | np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:
         """Attention of the real (input) clips of a video, cut into consecutive clips of ``clip_len``.
 
@@ -407,3 +416,53 @@ def check_clip_len(det: Detector, clip_len: int | None, path="run") -> None:
                          f"score with --clip-len {clip_len} (its generator reads {det.config.clip_len - 1} "
                          f"frames); leave --clip-len out or train a new run with --clip-len {clip_len}")
 
+
+
+class OcrGanStream:
+    """Live scoring, one network pass per frame: the clip that ends at the new frame.
+
+    State: the last ``clip_len`` frames (at 64 x 64, through the frame guard) and the unsmoothed
+    scores of the frames that the temporal smoothing reaches (``context() - clip_len + 1``). Before
+    ``clip_len`` frames have arrived the first frame stands in for the missing past, as in
+    :meth:`OcrGanVideo.score`. ``update(frame)`` takes one ``(H, W, 3)`` RGB or ``(H, W)`` gray uint8
+    frame and returns its score — the Gaussian smoothing of the batch score, applied to the past
+    alone (it cannot look ahead) — and, with ``maps``, the calibrated prediction-error map at the
+    frame's size, in the orientation given. The generic :class:`~vigil.models.base.FrameStream` ran
+    ``context()`` clips per frame.
+    """
+
+    def __init__(self, det: OcrGanVideo, maps: bool = False):
+        from collections import deque
+
+        from vigil.data.guard import GuardStream
+
+        T = det.config.clip_len
+        self.det, self.maps = det, maps
+        self.frames: deque = deque(maxlen=T)
+        self.fused: deque = deque(maxlen=det.context() - T + 1)
+        self.guard = GuardStream(det.guard_) if det.guard_ is not None and det.config.guard else None
+
+    def update(self, frame: np.ndarray) -> tuple[float, np.ndarray | None]:
+        det, s = self.det, self.det.config.size
+        frame = np.asarray(frame, dtype=np.uint8)
+        H, W = frame.shape[:2]
+        small = frame if (W, H) == (s, s) else cv2.resize(frame, (s, s), interpolation=cv2.INTER_AREA)
+        if small.ndim == 3:
+            small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        flipped = False
+        if self.guard is not None:
+            small = self.guard.update(small)
+            flipped = self.guard.flipped
+        x = _to_float(small)
+        if not self.frames:                         # no past yet: the first frame repeated
+            self.frames.extend([x] * (self.frames.maxlen - 1))
+        self.frames.append(x)
+        T = len(self.frames)
+        o = det._infer(np.stack(self.frames), start=T - 1)        # the one clip ending at this frame
+        raw = det._raw_components(o)
+        self.fused.append(float(det._fuse(raw, o.stats is not None)[0]))
+        score = float(gaussian_smooth(np.asarray(self.fused), det.config.score_sigma)[-1])
+        if not self.maps:
+            return score, None
+        m = cv2.resize(raw["_map"][0], (W, H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        return score, (m[::-1].copy() if flipped else m)
