@@ -100,3 +100,12 @@ def test_installed_entry_point_and_help():
         assert cmd in out
     out = subprocess.run(exe + ["train", "--help"], capture_output=True, text=True, check=True).stdout
     assert "--epochs" in out and "--device" in out and "--seed" in out
+
+
+def test_demo_with_a_model_that_has_no_epochs_says_what_each_video_shows(tmp_path, capsys):
+    code, out, _ = run(capsys, "demo", "--model", "hybrid", "--out", tmp_path / "demo")
+    assert code == 0
+    assert {p.name for p in (tmp_path / "demo").iterdir()} == {"data", "run", "scores.csv", "metrics.json"}
+    lines = {ln.split()[1]: float(ln.split()[2]) for ln in out.splitlines() if ln.startswith("  0")}
+    assert set(lines) == {"running", "wrong_way", "object"}
+    assert lines["running"] > 0.9                  # motion is what hybrid sees
