@@ -109,3 +109,11 @@ def test_demo_with_a_model_that_has_no_epochs_says_what_each_video_shows(tmp_pat
     lines = {ln.split()[1]: float(ln.split()[2]) for ln in out.splitlines() if ln.startswith("  0")}
     assert set(lines) == {"running", "wrong_way", "object"}
     assert lines["running"] > 0.9                  # motion is what hybrid sees
+
+
+def test_export_onto_a_folder_and_zero_epochs_are_one_line_errors(run_dir, synthetic_root, tmp_path, capsys):
+    code, _, err = run(capsys, "export", run_dir, "--out", tmp_path)
+    assert code == 2 and err == f"vigil: error: {tmp_path}: is a folder; give the name of a file to write\n"
+    code, _, err = run(capsys, "train", "--model", "truesight", "--data", synthetic_root, "--out", tmp_path / "r",
+                       "--epochs", "0")
+    assert code == 2 and "--epochs 0: must be a whole number, at least 1" in err and not (tmp_path / "r").exists()

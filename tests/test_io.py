@@ -60,3 +60,14 @@ def test_atomic_writes_are_readable_by_others(tmp_path):
         os.umask(old)
         importlib.reload(vigil.io)
     assert stat.S_IMODE((tmp_path / "r.csv").stat().st_mode) == 0o644
+
+
+def test_writing_over_a_folder_or_under_a_file_is_one_clear_error(tmp_path):
+    with pytest.raises(VigilError, match=r"is a folder; give the name of a file to write"):
+        with atomic_write(tmp_path) as f:
+            f.write("x")
+    (tmp_path / "plain").write_text("")
+    with pytest.raises(VigilError, match=r"plain/out.csv: cannot write here"):
+        with atomic_write(tmp_path / "plain" / "out.csv") as f:
+            f.write("x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]        # nothing half-written left

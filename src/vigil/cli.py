@@ -40,6 +40,8 @@ def _overrides(klass, args) -> dict:
                 raise VigilError(f"--{name}: model '{klass.name}' has no such setting "
                                  f"(its settings: {', '.join(sorted(fields))})")
             over[name] = value
+    if "epochs" in over and not (isinstance(over["epochs"], int) and over["epochs"] >= 1):
+        raise VigilError(f"--epochs {over['epochs']}: must be a whole number, at least 1")
     unknown = set(over) - fields
     if unknown:
         raise VigilError(f"--set: model '{klass.name}' has no setting {', '.join(sorted(unknown))} "

@@ -28,8 +28,13 @@ os.umask(_UMASK)
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise VigilError(f"{path}: is a folder; give the name of a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:                    # a parent that is a file, no permission, a read-only disk
+        raise VigilError(f"{path}: cannot write here ({e.strerror or e})") from None
     os.chmod(tmp, 0o666 & ~_UMASK)          # mkstemp makes private files; results are for sharing
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as f:
