@@ -152,3 +152,13 @@ def test_resume_errors_are_one_line(setup, argv, message, tmp_path, capsys):
 def test_train_without_resume_needs_model_data_out(capsys):
     assert main(["train", "--model", "truesight"]) == 2
     assert "--model, --data and --out are required (or --resume RUN)" in capsys.readouterr().err
+
+
+def test_a_fresh_start_does_not_delete_an_interrupted_runs_checkpoint(synthetic_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    _train_args(run)
+    (run / "checkpoint.pt").write_bytes(b"an interrupted run's work")
+    code = main(["train", "--model", "truesight", "--data", str(synthetic_root), "--out", str(run), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"vigil train --resume {run}" in err and err.count("\n") == 1
+    assert (run / "checkpoint.pt").read_bytes() == b"an interrupted run's work"

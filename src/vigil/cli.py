@@ -76,6 +76,10 @@ def cmd_train(args) -> None:
         args = _resume_args(args)
     elif not (args.model and args.data and args.out):
         raise VigilError("train: --model, --data and --out are required (or --resume RUN)")
+    elif (Path(args.out) / training.CHECKPOINT).is_file():
+        # a fresh start would delete it: an interrupted run's work is never dropped silently
+        raise VigilError(f"{Path(args.out) / training.CHECKPOINT}: an interrupted training run is here; continue it "
+                         f"with 'vigil train --resume {args.out}', or delete that file to start again")
     args.device = args.device or "cpu"
     command = getattr(args, "original_command", None) or "vigil " + " ".join(args.argv)
     klass = get_detector(args.model)
