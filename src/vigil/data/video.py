@@ -80,15 +80,18 @@ def _decode_video(path: Path) -> np.ndarray:
     return np.stack(frames)
 
 
+def working_frame(frame: np.ndarray, size: tuple[int, int] | None, gray: bool) -> np.ndarray:
+    """One ``(H, W, 3)`` RGB or ``(H, W)`` gray uint8 frame resized to ``size`` ``(W, H)`` (area
+    averaging) and, with ``gray``, converted to gray: what a model reads, live or from a file."""
+    if size is not None and (frame.shape[1], frame.shape[0]) != tuple(size):
+        frame = cv2.resize(frame, tuple(size), interpolation=cv2.INTER_AREA)
+    if gray and frame.ndim == 3:
+        frame = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return frame
+
+
 def _resize(frames: np.ndarray, size: tuple[int, int] | None, gray: bool) -> np.ndarray:
-    out = []
-    for f in frames:
-        if size is not None and (f.shape[1], f.shape[0]) != tuple(size):
-            f = cv2.resize(f, tuple(size), interpolation=cv2.INTER_AREA)
-        if gray:
-            f = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
-        out.append(f)
-    return np.stack(out)
+    return np.stack([working_frame(f, size, gray) for f in frames])
 
 
 @dataclass

@@ -43,7 +43,7 @@ from scipy.ndimage import gaussian_filter1d
 from sklearn.neighbors import NearestNeighbors
 
 from vigil import training
-from vigil.data.video import Video
+from vigil.data.video import Video, working_frame
 from vigil.errors import VigilError
 from vigil.models.base import Detector, as_video, register
 from vigil.models.hybrid_features import (Cells, CellStream, PRESETS, cell_flows, empty_cells, working_size,
@@ -315,9 +315,7 @@ class HybridStream:
     def update(self, frame: np.ndarray) -> tuple[float, np.ndarray]:
         frame = np.asarray(frame, dtype=np.uint8)
         h, w = frame.shape[:2]
-        small = frame if (w, h) == self.det.size_ else cv2.resize(frame, self.det.size_, interpolation=cv2.INTER_AREA)
-        if small.ndim == 3:
-            small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        small = working_frame(frame, self.det.size_, gray=True)
         cells = self.cells.update(small if self.guard is None else self.guard.update(small))
         fused = self.det._evidence(cells).sum(1) if cells is not None and len(cells.idx) else np.zeros(0)
         grid = self.det._grid(cells, fused)

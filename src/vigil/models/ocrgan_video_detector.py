@@ -35,7 +35,7 @@ from einops import rearrange
 from scipy.ndimage import gaussian_filter
 
 from vigil import training
-from vigil.data.video import Video
+from vigil.data.video import Video, working_frame
 from vigil.errors import VigilError
 from vigil.models.attention import attention_statistics
 from vigil.models.base import Detector, as_video, register, resolve_device, seed_everything
@@ -446,9 +446,7 @@ class OcrGanStream:
         det, s = self.det, self.det.config.size
         frame = np.asarray(frame, dtype=np.uint8)
         H, W = frame.shape[:2]
-        small = frame if (W, H) == (s, s) else cv2.resize(frame, (s, s), interpolation=cv2.INTER_AREA)
-        if small.ndim == 3:
-            small = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        small = working_frame(frame, (s, s), gray=True)
         flipped = False
         if self.guard is not None:
             small = self.guard.update(small)
