@@ -169,3 +169,16 @@ def test_spectrum_and_batchnorm_folding_are_exact():
         ref, folded = net(x), fold_batchnorm(net)(x)
     torch.testing.assert_close(folded.recon, ref.recon, atol=1e-5, rtol=1e-4)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fold_batchnorm(net).modules())
+
+
+def test_watch_an_onnx_file_gives_the_events_of_its_run(ocrgan, synthetic, tmp_path):
+    """`vigil watch model.onnx`: the live path (OCR-GAN Video's one clip per frame) through ONNX Runtime."""
+    from vigil.watch import watch
+
+    det = load_onnx(export_onnx(ocrgan, tmp_path / "m.onnx")["path"])
+    video = synthetic.test[0]                                # its folder of frames, replayed as a live source
+    live = [ocrgan.stream().update(f)[0] for f in video.frames()]
+    threshold = float(np.median(live))                       # events both ways of crossing it, whatever the weights
+    events = [[(e.start_frame, e.end_frame) for e in watch(d, str(video.source), status=False, threshold=threshold)]
+              for d in (ocrgan, det)]
+    assert events[0] and events[1] == events[0]
