@@ -11,7 +11,7 @@ import torch
 
 import vigil.models.ocrgan_video  # noqa: F401  (registers the detector)
 from vigil.errors import VigilError
-from vigil.models.base import Detector, get_detector, seed_everything
+from vigil.models.base import Detector, as_video, get_detector, seed_everything
 from vigil.models.ocrgan_video import (ChannelSelection, FrequencySplit, OcrGanVideoConfig, OcrGanVideoModel)
 from vigil.models.ocrgan_video_detector import OcrGanVideo
 
@@ -132,7 +132,6 @@ def test_live_stream_keeps_one_clip_plus_the_smoothing_history(fitted):
 
 
 def test_live_stream_runs_one_clip_per_frame_and_matches_the_batch_scores(fitted, monkeypatch):
-    from vigil.models.base import as_video
     from vigil.models.ocrgan_video_detector import WindowScorer
     from vigil.scoring import gaussian_smooth
 
@@ -231,3 +230,30 @@ def test_explain_a_video_shorter_than_one_clip(fitted, tmp_path):
     data = json.loads(explain_video(tmp_path / "run", video, tmp_path / "out").read_text())
     assert len(data["clips"]) == 1 and data["clips"][0]["padded_frames"] == 3
     assert data["clips"][0]["frames"] == [0, 0, 0, 0, 1, 2, 3, 4]
+
+
+def test_pooling_published_is_the_plain_mean_error_and_survives_save_load(fitted, train_videos, tmp_path):
+    import copy
+    import dataclasses
+
+    det = copy.deepcopy(fitted)
+    det.config = dataclasses.replace(det.config, pooling="published")
+    det.recalibrate(train_videos)
+    video = moving_square_video(20, 7)
+    o = det._infer(det._frames(as_video(video)))
+    raw = det._raw_components(o)
+    np.testing.assert_allclose(raw["rec"], o.rec_map.reshape(len(video), -1).mean(1), rtol=1e-6)
+    np.testing.assert_allclose(raw["feat"], o.feat_map.reshape(len(video), -1).mean(1), rtol=1e-6)
+    scores = det.score(video)
+    assert np.isfinite(scores).all() and not np.allclose(scores, fitted.score(video))
+    loaded = Detector.load(det.save(tmp_path / "run"))
+    assert loaded.config.pooling == "published" and loaded.threshold_ == det.threshold_
+    np.testing.assert_array_equal(loaded.score(video), scores)
+    # recalibrating with the pooling it was trained with gives back the same calibration
+    again = copy.deepcopy(fitted).recalibrate(train_videos)
+    np.testing.assert_allclose(again.score(video), fitted.score(video), rtol=1e-6)
+
+
+def test_unknown_pooling_is_one_clear_error():
+    with pytest.raises(VigilError, match="pooling 'median' is not one of max, mean, published"):
+        OcrGanVideo(progress=False, pooling="median", **TINY).fit([moving_square_video(20, 0)])

@@ -14,6 +14,11 @@ never saw (the last ``holdout`` of every training video):
 * ``attention`` (optional, ``attention_weight``, 0 by default): the five attention statistics of
   the real clip per position, z-scored against held-out clips, mean |z| over the five, its maximum.
 
+``pooling`` changes how the maps become numbers: ``"mean"`` takes the mean of the same calibrated
+maps instead of their maximum; ``"published"`` takes the plain mean squared prediction and feature
+errors, with no per-location calibration, as OCR-GAN's published scoring does (measured in the
+README; the default, ``"max"``, was fixed before any of them was measured on Ped2).
+
 Each frame-level component is then normalised with the held-out median and MAD and combined as
 ``rec_weight x rec + feat_weight x feat + attention_weight x attention`` (the published rule is
 0.9 / 0.1), and the curve is smoothed over time (Gaussian, ``score_sigma`` frames).
@@ -44,6 +49,7 @@ from vigil.scoring import gaussian_smooth, robust_stats
 from vigil.training import TrainingRun
 
 COMPONENTS = ("rec", "feat", "attention")
+POOLINGS = ("max", "mean", "published")
 
 
 class FrameOutputs(NamedTuple):
@@ -131,6 +137,8 @@ class OcrGanVideo(Detector):
         cfg = self.config
         if not 2 <= cfg.clip_len <= 32:
             raise VigilError(f"{self.name}: clip_len {cfg.clip_len} is not supported (use 8 or 16; at most 32)")
+        if cfg.pooling not in POOLINGS:
+            raise VigilError(f"{self.name}: pooling '{cfg.pooling}' is not one of {', '.join(POOLINGS)}")
         self.model_ = OcrGanVideoModel(cfg).to(resolve_device(self.device))
         return self.model_
 
@@ -162,13 +170,7 @@ class OcrGanVideo(Detector):
         videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
         if not videos:
             raise VigilError(f"{self.name}: no training videos")
-        train_parts, held_parts = [], []
-        for v in videos:
-            x = self._frames(v)
-            n_hold = int(math.floor(cfg.holdout * len(x))) if len(x) - int(cfg.holdout * len(x)) >= T else 0
-            train_parts.append(x[: len(x) - n_hold])
-            if n_hold:
-                held_parts.append((x, len(x) - n_hold))   # calibration frames = those from index on
+        train_parts, held_parts = self._split(videos)
         index = [(i, s) for i, x in enumerate(train_parts) for s in range(len(x) - T + 1)]
         if not index:
             raise VigilError(f"{self.name}: every training video is shorter than one clip of {T} frames "
@@ -228,6 +230,28 @@ class OcrGanVideo(Detector):
         training.leave()
         self.fit_guard(videos)
         self.fitted_ = True
+        return self
+
+    def _split(self, videos: Sequence[Video]) -> tuple[list[np.ndarray], list[tuple[np.ndarray, int]]]:
+        """Each video's frames to train on, and ``(frames, first held-out index)`` for calibration: the
+        last ``holdout`` of every video long enough to keep a whole clip for training."""
+        cfg, T = self.config, self.config.clip_len
+        train_parts, held_parts = [], []
+        for v in videos:
+            x = self._frames(v)
+            n_hold = int(math.floor(cfg.holdout * len(x))) if len(x) - int(cfg.holdout * len(x)) >= T else 0
+            train_parts.append(x[: len(x) - n_hold])
+            if n_hold:
+                held_parts.append((x, len(x) - n_hold))   # calibration frames = those from index on
+        return train_parts, held_parts
+
+    def recalibrate(self, videos: Sequence[Video | np.ndarray]) -> "OcrGanVideo":
+        """Calibrate again on the held-out ends of the training ``videos`` without retraining, e.g. after
+        changing ``pooling`` (the networks are unchanged). Returns ``self``."""
+        self._check_fitted()
+        videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
+        train_parts, held_parts = self._split(videos)
+        self._calibrate(held_parts or [(x, self.config.clip_len - 1) for x in train_parts])
         return self
 
     def _calibrate(self, parts: list[tuple[np.ndarray, int]]) -> None:
@@ -317,8 +341,13 @@ class OcrGanVideo(Detector):
             att = az.reshape(len(az), -1).max(1)
         else:
             att = np.zeros(len(z), np.float32)
-        return {"rec": zs.reshape(len(zs), -1).max(1), "feat": fz.reshape(len(fz), -1).max(1),
-                "attention": att, "_map": zs}
+        pool = self.config.pooling
+        if pool == "published":                   # OCR-GAN's rule: plain mean squared errors
+            rec, feat = o.rec_map.reshape(len(z), -1).mean(1), o.feat_map.reshape(len(z), -1).mean(1)
+        else:
+            reduce = np.max if pool == "max" else np.mean
+            rec, feat = reduce(zs.reshape(len(zs), -1), 1), reduce(fz.reshape(len(fz), -1), 1)
+        return {"rec": rec, "feat": feat, "attention": att, "_map": zs}
 
     def score_components(self, video: Video | np.ndarray) -> ScoreComponents:
         """Every score component of every frame, normalised, and the combined, smoothed score."""
