@@ -446,7 +446,6 @@ def check_clip_len(det: Detector, clip_len: int | None, path="run") -> None:
                          f"frames); leave --clip-len out or train a new run with --clip-len {clip_len}")
 
 
-
 class OcrGanStream:
     """Live scoring, one network pass per frame: the clip that ends at the new frame.
 
