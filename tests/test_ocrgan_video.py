@@ -236,22 +236,43 @@ def test_pooling_published_is_the_plain_mean_error_and_survives_save_load(fitted
     import copy
     import dataclasses
 
-    det = copy.deepcopy(fitted)
-    det.config = dataclasses.replace(det.config, pooling="published")
-    det.recalibrate(train_videos)
+    assert fitted.config.pooling == "published"                  # the default: OCR-GAN's rule
     video = moving_square_video(20, 7)
-    o = det._infer(det._frames(as_video(video)))
-    raw = det._raw_components(o)
+    o = fitted._infer(fitted._frames(as_video(video)))
+    raw = fitted._raw_components(o)
     np.testing.assert_allclose(raw["rec"], o.rec_map.reshape(len(video), -1).mean(1), rtol=1e-6)
     np.testing.assert_allclose(raw["feat"], o.feat_map.reshape(len(video), -1).mean(1), rtol=1e-6)
-    scores = det.score(video)
-    assert np.isfinite(scores).all() and not np.allclose(scores, fitted.score(video))
+    scores = fitted.score(video)
+
+    det = copy.deepcopy(fitted)                                 # the same networks, calibrated for the max
+    det.config = dataclasses.replace(det.config, pooling="max")
+    det.recalibrate(train_videos)
+    raw_max = det._raw_components(o)
+    np.testing.assert_allclose(raw_max["rec"], raw["_map"].reshape(len(video), -1).max(1), rtol=1e-6)
+    assert np.isfinite(det.score(video)).all() and not np.allclose(det.score(video), scores)
     loaded = Detector.load(det.save(tmp_path / "run"))
-    assert loaded.config.pooling == "published" and loaded.threshold_ == det.threshold_
-    np.testing.assert_array_equal(loaded.score(video), scores)
+    assert loaded.config.pooling == "max" and loaded.threshold_ == det.threshold_
+    np.testing.assert_array_equal(loaded.score(video), det.score(video))
     # recalibrating with the pooling it was trained with gives back the same calibration
     again = copy.deepcopy(fitted).recalibrate(train_videos)
-    np.testing.assert_allclose(again.score(video), fitted.score(video), rtol=1e-6)
+    np.testing.assert_allclose(again.score(video), scores, rtol=1e-6)
+
+
+def test_a_run_saved_before_the_pooling_setting_keeps_the_max_it_was_calibrated_for(fitted, train_videos, tmp_path):
+    import copy
+    import dataclasses
+
+    det = copy.deepcopy(fitted)
+    det.config = dataclasses.replace(det.config, pooling="max")
+    det.recalibrate(train_videos)
+    run = det.save(tmp_path / "old")
+    meta = json.loads((run / "config.json").read_text())
+    del meta["config"]["pooling"]                               # as written before the setting existed
+    (run / "config.json").write_text(json.dumps(meta))
+    loaded = Detector.load(run)
+    assert loaded.config.pooling == "max"
+    video = moving_square_video(20, 7)
+    np.testing.assert_array_equal(loaded.score(video), det.score(video))
 
 
 def test_unknown_pooling_is_one_clear_error():

@@ -141,6 +141,7 @@ def load_onnx(path: str | os.PathLike, *, device: str = "cpu", threads: int | No
     known = {f.name for f in dataclasses.fields(klass.Config)}
     if set(raw) - known:
         raise VigilError(f"{path}: settings {sorted(set(raw) - known)} are not known to model '{name}'")
+    raw = {**klass.legacy_settings, **raw}
     det = klass(klass.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}),
                 device=device, progress=False)
     graph_in = [i.name for i in session.get_inputs()]

@@ -87,6 +87,9 @@ class Detector(ABC):
     context_frames: ClassVar[int] = 1
     #: fit() takes checkpoint_dir / resume / checkpoint_every (vigil.training); `vigil train --resume`
     resumable: ClassVar[bool] = False
+    #: settings whose default changed: the value a run saved before the setting existed was fitted
+    #: and calibrated with, used when its config.json does not name the setting
+    legacy_settings: ClassVar[dict] = {}
 
     def __init__(self, config: Any = None, *, device: str = "cpu", progress: bool = True, **overrides):
         cfg = config if config is not None else self.Config()
@@ -238,6 +241,7 @@ class Detector(ABC):
         unknown = set(raw) - known
         if unknown:
             raise VigilError(f"{cfg_file}: settings {sorted(unknown)} are not known to model '{name}'")
+        raw = {**klass.legacy_settings, **raw}
         det = klass(klass.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}),
                     device=device)
         try:

@@ -55,9 +55,9 @@ class OcrGanVideoConfig:
     feat_weight: float = 0.1
     attention_weight: float = 0.0  # extra component from the attention statistics (measured, off by default)
     map_sigma: float = 2.0        # spatial smoothing of calibrated error maps before their max (pixels at 64)
-    # how a frame's error maps become its rec and feat numbers: "max" of the per-location calibrated
-    # maps (default), their "mean", or "published": the plain mean squared errors of OCR-GAN
-    pooling: str = "max"
+    # how a frame's error maps become its rec and feat numbers: "published", OCR-GAN's rule (the plain
+    # mean squared errors), or the "max" or "mean" of the per-location calibrated maps
+    pooling: str = "published"
     score_sigma: float = 2.0      # temporal smoothing of the frame scores (frames)
     false_alarm_rate: float = 0.01  # threshold_ gives this rate on held-out normal frames
     seed: int = 0

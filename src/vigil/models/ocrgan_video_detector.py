@@ -7,17 +7,18 @@ repeating the video's first frame (so every frame gets a score; the first ``T - 
 less real context). Three components, each calibrated on normal training frames that training
 never saw (the last ``holdout`` of every training video):
 
-* ``rec``: the squared prediction error map (64 x 64), made a z-score per pixel with the held-out
-  per-pixel mean and standard deviation, smoothed (Gaussian, ``map_sigma``), its maximum;
+* ``rec``: the squared prediction error map (64 x 64);
 * ``feat``: the squared distance between the discriminator's (attended) features of the real and
-  of the predicted last frame, per grid position, z-scored per position, its maximum;
+  of the predicted last frame, per grid position;
 * ``attention`` (optional, ``attention_weight``, 0 by default): the five attention statistics of
   the real clip per position, z-scored against held-out clips, mean |z| over the five, its maximum.
 
-``pooling`` changes how the maps become numbers: ``"mean"`` takes the mean of the same calibrated
-maps instead of their maximum; ``"published"`` takes the plain mean squared prediction and feature
-errors, with no per-location calibration, as OCR-GAN's published scoring does (measured in the
-README; the default, ``"max"``, was fixed before any of them was measured on Ped2).
+``pooling`` says how the ``rec`` and ``feat`` maps become numbers. The default, ``"published"``, is
+OCR-GAN's published scoring rule, which the design asks for: their plain means. ``"max"`` (the
+default until 2026-11-24) and ``"mean"`` first make each map a z-score per location with the
+held-out per-location mean and standard deviation (``rec`` also smoothed, Gaussian ``map_sigma``),
+then take its maximum or mean. The calibrated ``rec`` map is the anomaly map in every case. The
+README gives all three measured, and why the default changed.
 
 Each frame-level component is then normalised with the held-out median and MAD and combined as
 ``rec_weight x rec + feat_weight x feat + attention_weight x attention`` (the published rule is
@@ -126,6 +127,7 @@ class OcrGanVideo(Detector):
     resumable = True
     onnx_unsupported = None     # exports: WindowScorer is the graph (vigil.export)
     context_frames = 16 + 6   # class-level bound; a fitted model knows its own, see context()
+    legacy_settings = {"pooling": "max"}     # runs saved before the setting were calibrated for the max
 
     def context(self) -> int:
         """Live history per score: one full clip for the newest frame, plus the past that the
