@@ -9,12 +9,13 @@ macro AUC, AP, EER, training time, scoring speed, peak memory, the machine, the 
 component alone, and the five attention statistics on normal vs anomalous test clips (a clip is
 the one that ends at a frame, labelled like that frame): the mean of each, and its AUC as a score.
 Last, the ``pooling`` ablation: the same networks recalibrated on the held-out training frames with
-each way of pooling the error maps (``max``, the default; ``mean``; ``published``), micro AUC each.
+each way of pooling the error maps (``published``, the default; ``max``; ``mean``), micro AUC each.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import sys
@@ -111,7 +112,6 @@ def main(argv=None) -> dict:
         for name, s in stats.items():
             print(f"  {name:<22} {s['normal_mean']:9.4f} {s['anomalous_mean']:10.4f} {s['auc']:7.4f}")
     # pooling ablation: the same networks, recalibrated on the held-out training frames for each pooling
-    import dataclasses
     saved = det.config
     pooling = {}
     for pool in POOLINGS:

@@ -138,12 +138,7 @@ def load_onnx(path: str | os.PathLike, *, device: str = "cpu", threads: int | No
     klass = get_detector(name)
     if klass.onnx_unsupported:
         raise VigilError(f"{path}: claims to hold model '{name}', which has no ONNX form ({klass.onnx_unsupported})")
-    known = {f.name for f in dataclasses.fields(klass.Config)}
-    if set(raw) - known:
-        raise VigilError(f"{path}: settings {sorted(set(raw) - known)} are not known to model '{name}'")
-    raw = {**klass.legacy_settings, **raw}
-    det = klass(klass.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}),
-                device=device, progress=False)
+    det = klass(klass.saved_config(raw, path), device=device, progress=False)
     graph_in = [i.name for i in session.get_inputs()]
     graph_out = [o.name for o in session.get_outputs()]
     if graph_in != meta.get("inputs") or graph_out != meta.get("outputs"):

@@ -209,7 +209,7 @@ class Video:
                 if img.shape != first.shape:
                     raise VigilError(f"{p}: frame size {img.shape[1]}x{img.shape[0]} differs from "
                                      f"{files[0].name} ({first.shape[1]}x{first.shape[0]})")
-                return _resize(img[None], size, gray)[0]
+                return working_frame(img, size, gray)
 
             # OpenCV's decoders release the GIL, so threads decode frames side by side; map keeps
             # their order and raises the first bad frame's error, as a loop would

@@ -190,6 +190,17 @@ class Detector(ABC):
         self.guard_ = FrameGuard.fit([self._read(as_video(v, f"train{i}")) for i, v in enumerate(videos)])
         return self
 
+    @classmethod
+    def saved_config(cls, raw: dict, where) -> Any:
+        """The ``Config`` of settings saved as JSON at ``where`` (a run's config.json, an ONNX file):
+        lists back to tuples, :attr:`legacy_settings` for settings the save predates; one clear error
+        for a setting this model does not know."""
+        unknown = set(raw) - {f.name for f in dataclasses.fields(cls.Config)}
+        if unknown:
+            raise VigilError(f"{where}: settings {sorted(unknown)} are not known to model '{cls.name}'")
+        raw = {**cls.legacy_settings, **raw}
+        return cls.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
     # --- shared -------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if not self.fitted_:
@@ -237,13 +248,7 @@ class Detector(ABC):
         klass = get_detector(name)
         if cls is not Detector and klass is not cls:
             raise VigilError(f"{path}: checkpoint of model '{name}', not '{cls.name}'")
-        known = {f.name for f in dataclasses.fields(klass.Config)}
-        unknown = set(raw) - known
-        if unknown:
-            raise VigilError(f"{cfg_file}: settings {sorted(unknown)} are not known to model '{name}'")
-        raw = {**klass.legacy_settings, **raw}
-        det = klass(klass.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}),
-                    device=device)
+        det = klass(klass.saved_config(raw, cfg_file), device=device)
         try:
             arrays = load_file(str(weights))
         except (SafetensorError, OSError, ValueError) as e:
