@@ -1,9 +1,10 @@
 """True Sight on the UCSD Ped2 development split: accuracy, each component alone, speed, memory.
 
-    .venv/bin/python benchmarks/bench_truesight.py [--data PATH] [--epochs N] [--json OUT]
+    .venv/bin/python benchmarks/bench_truesight.py [--data PATH] [--epochs N] [--set KEY=VALUE ...] [--json OUT]
 
-Every setting is the model's default (fixed before looking at test data); the test labels are
-used only to compute the figures printed here.
+Every setting is the model's default (fixed before looking at test data) unless ``--set`` names it,
+as ``vigil train --set`` does (e.g. ``--set scales=[48,64,80,96,112]``); the test labels are used
+only to compute the figures printed here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, auc_or_nan, peak_rss_mib, report, timed  # noqa: E402
 
+from vigil.cli import _parse_set  # noqa: E402
 from vigil.data import load_dataset  # noqa: E402
 from vigil.metrics import frame_metrics  # noqa: E402
 from vigil.models.base import machine_info  # noqa: E402
@@ -32,13 +34,16 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None)
     ap.add_argument("--save", default=None, help="also save the trained run folder here")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="a model setting, as in 'vigil train --set'")
     args = ap.parse_args(argv)
 
     ds = load_dataset(args.data)
     print(ds.describe())
     for v in ds.train + ds.test:        # decode once, so training time is training alone
         v.frames(size=(96, 96))
-    overrides = {} if args.epochs is None else {"epochs": args.epochs}
+    overrides = _parse_set(args.set)
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
     det, fit_s = timed(TrueSight(device=args.device, **overrides).fit, ds.train)
     if args.save:
         det.save(args.save)
@@ -61,7 +66,7 @@ def main(argv=None) -> None:
         "average_precision": m.average_precision, "eer": m.eer,
         "fused_auc_before_smoothing": fused_raw,
         "component_auc": per_comp,
-        "epochs": det.config.epochs, "train_seconds": fit_s,
+        "epochs": det.config.epochs, "scales": list(det.config.scales), "train_seconds": fit_s,
         "score_fps_5_scales": n / score_s, "peak_rss_mib": peak_rss_mib(),
         "threshold": det.threshold_, "machine": machine_info(),
     }, args.json)

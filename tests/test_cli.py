@@ -67,6 +67,10 @@ def test_score_single_video_file_and_maps(run_dir, synthetic, tmp_path, capsys):
     (["train", "--model", "nosuch", "--data", "{tmp}", "--out", "{tmp}/r"], "unknown model 'nosuch'"),
     (["train", "--model", "truesight", "--data", "{syn}", "--out", "{tmp}/r", "--set", "colour=1"],
      "has no setting colour"),
+    (["train", "--model", "truesight", "--data", "{syn}", "--out", "{tmp}/r", "--set", "scales=[64,100]"],
+     "scales (64, 100) must be multiples of 16"),
+    (["train", "--model", "truesight", "--data", "{syn}", "--out", "{tmp}/r", "--set", "weights=[1,1]"],
+     "must be 7 numbers"),
     (["score", "{tmp}/norun", "--data", "{syn}", "--out", "{tmp}/s.csv"], "norun: no such run folder"),
     (["evaluate", "{tmp}/none.csv", "--data", "{syn}"], "none.csv: no such score file"),
 ])

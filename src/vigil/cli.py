@@ -85,12 +85,12 @@ def cmd_train(args) -> None:
     klass = get_detector(args.model)
     over = _overrides(klass, args)
     resolve_device(args.device)                      # fail before any data is read
+    det = klass(device=args.device, progress=not args.quiet and main, **over)     # checks the settings
     ds = load_dataset(args.data)
     if main:
         print(ds.describe(), file=sys.stderr)
     if not ds.train:
         raise VigilError(f"{args.data}: no training videos to learn normality from")
-    det = klass(device=args.device, progress=not args.quiet and main, **over)
     t0 = time.time()
     if klass.resumable:
         if main and not args.resume:

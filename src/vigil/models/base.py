@@ -97,9 +97,14 @@ class Detector(ABC):
             self.config = dataclasses.replace(cfg, **overrides)
         except TypeError as e:
             raise VigilError(f"{self.name}: {e}") from None
+        self._check_settings()
         self.device = device
         self.progress = progress
         self.fitted_ = False
+
+    def _check_settings(self) -> None:
+        """Raise VigilError, in one line, for settings this model cannot take; called on construction,
+        so a bad ``--set`` fails before any data is read."""
 
     # --- what each model provides -------------------------------------------------------------
     @abstractmethod

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from vigil import training
 from vigil.data.video import Video
+from vigil.errors import VigilError
 from vigil.models.base import Detector, as_video, register, resolve_device, seed_everything
 from vigil.scoring import adaptive_median, robust_stats
 from vigil.training import TrainingRun
@@ -267,6 +268,20 @@ class TrueSight(Detector):
         cal = sorted(order[:n_cal])
         return [v for i, v in enumerate(videos) if i not in cal], [videos[i] for i in cal]
 
+    def _check_settings(self) -> None:
+        """One clear line for settings the network cannot take."""
+        cfg = self.config
+        scales = cfg.scales if isinstance(cfg.scales, (tuple, list)) else ()
+        sides = (cfg.size, *scales)
+        if not scales or any(not isinstance(s, int) or s < 16 or s % 16 for s in sides):
+            raise VigilError(f"truesight: size {cfg.size} and scales {cfg.scales} must be multiples of 16 "
+                             f"(the network halves each side four times), at least 16, and scales not empty")
+        if not isinstance(cfg.weights, (tuple, list)) or len(cfg.weights) != len(COMPONENTS):
+            raise VigilError(f"truesight: weights {cfg.weights} must be {len(COMPONENTS)} numbers, one per score "
+                             f"component ({', '.join(COMPONENTS)})")
+        if not 1 <= cfg.heads <= 5:
+            raise VigilError(f"truesight: heads {cfg.heads} is not supported (1 to 5; the design uses 3)")
+
     def fit(self, videos, *, checkpoint_dir=None, resume: bool = False,
             checkpoint_every: float | None = 600.0) -> "TrueSight":
         """Train on normal videos, calibrate on held-out ones; returns ``self``.
@@ -279,7 +294,6 @@ class TrueSight(Detector):
         cfg = self.config
         videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
         if not videos:
-            from vigil.errors import VigilError
             raise VigilError("truesight: fit() needs at least one normal training video")
         seed_everything(cfg.seed)
         self.device = training.join(self.device)        # under torchrun: this process's device
