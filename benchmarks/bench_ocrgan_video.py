@@ -40,6 +40,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--clip-len", type=int, default=8)
     ap.add_argument("--no-attention", action="store_true", help="the ablation: no temporal attention module")
     ap.add_argument("--epochs", type=int, default=None, help="override the Config default (for smoke runs)")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (default: the Config's, 0)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--save", type=Path, default=None, help="also save the trained run folder here")
     ap.add_argument("--run", type=Path, default=None, help="measure this trained run instead of training one")
@@ -57,6 +58,8 @@ def main(argv=None) -> dict:
     over = {"clip_len": args.clip_len, "attention": not args.no_attention}
     if args.epochs is not None:
         over["epochs"] = args.epochs
+    if args.seed is not None:
+        over["seed"] = args.seed
     t0 = time.perf_counter()
     if args.run:
         det = OcrGanVideo.load(args.run)

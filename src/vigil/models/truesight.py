@@ -41,8 +41,11 @@ class TrueSightConfig:
     dropout: tuple = (0.45, 0.40, 0.35, 0.35)       # "high dropout: 0.45-0.35"
     bottleneck: int = 32
     heads: int = 3
-    # Five inference scales as input sizes: multiples of 16 so the 4 stride-2 stages stay exact.
-    scales: tuple = (64, 80, 96, 112, 128)
+    # Five inference scales as input sizes: multiples of 16 so the 4 stride-2 stages stay exact. A
+    # scale costs its side squared; the default is the largest run of five that holds the design size
+    # 96 and keeps scoring at 100 frames/s on 2 CPU cores (48-112 does, ONNX Runtime; 64-128, the
+    # default until 2026-11-24, costs 1.4x as much and does not). Chosen for speed, see the README.
+    scales: tuple = (48, 64, 80, 96, 112)
     weights: tuple = (0.26, 0.22, 0.21, 0.15, 0.08, 0.06, 0.02)   # order of COMPONENTS
     epochs: int = 25
     batch_size: int = 64
