@@ -1,7 +1,7 @@
 """Scoring speed with PyTorch and with ONNX Runtime, per detector, on the Ped2 development split.
 
     .venv/bin/python benchmarks/bench_export.py [--data PATH] [--run RUN ...] [--threads 2]
-                                                 [--device cpu|cuda] [--videos N] [--json OUT]
+                                                 [--device cpu|cuda] [--videos N] [--decoding] [--json OUT]
 
 For each detector: the run (``--run`` folders; else ``runs/ped2-truesight`` and ``runs/ped2-ocrgan8``
 when present; else a 1-epoch training here, because speed does not depend on the weights; hybrid is
@@ -12,9 +12,10 @@ its own), with ``--threads`` threads for both. Printed per detector and backend:
 changes least), peak resident memory, and the largest score difference between the two backends,
 absolute and as a share of the PyTorch scores' standard deviation on normal (label 0) test frames.
 
-Decoding is excluded: every test video is decoded, resized and cached before the clock starts (the
-frame cache, ``VIGIL_CACHE``); the timed part is reading the cached frames, pre-processing, the
-network and every post-processing step, i.e. ``det.score(video)``. hybrid has no network to export:
+Decoding is excluded by default: every test video is decoded, resized and cached before the clock
+starts (the frame cache, ``VIGIL_CACHE``); the timed part is reading the cached frames,
+pre-processing, the network and every post-processing step, i.e. ``det.score(video)``. With
+``--decoding`` there is no cache and the timed part starts from the image files (Ped2: 360x240 JPEGs). hybrid has no network to export:
 its line gives its own speed and says why.
 """
 
@@ -53,8 +54,9 @@ def _child(args) -> None:
     else:
         det = Detector.load(args.model_path, device=args.device)
     videos = load_dataset(args.data).test[: args.videos]
-    for v in videos:                                    # decode and cache before the clock starts
-        det._read(v) if hasattr(det, "_read") else v.frames()
+    if not args.decoding:
+        for v in videos:                                # decode and cache before the clock starts
+            det._read(v) if hasattr(det, "_read") else v.frames()
     det.score(Video.from_array("warm", videos[0].frames()[:24]))                 # kernels, allocator
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     scores = {v.name: det.score(v) for v in videos}
@@ -83,9 +85,12 @@ def _peak_mib() -> float:
 def _run_child(model_path, backend_dir: Path, args) -> dict:
     scores, timing = backend_dir / "scores.npz", backend_dir / "timing.json"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": args.omp_wait_policy}
+    if args.decoding:
+        env["VIGIL_CACHE"] = "off"                      # every frame decoded from its file, inside the clock
     cmd = [sys.executable, __file__, "--_child", "--model-path", str(model_path), "--data", str(args.data),
            "--threads", str(args.threads), "--device", args.device, "--scores-out", str(scores),
-           "--timing-out", str(timing)] + (["--videos", str(args.videos)] if args.videos else [])
+           "--timing-out", str(timing)] + (["--videos", str(args.videos)] if args.videos else []) \
+        + (["--decoding"] if args.decoding else [])
     subprocess.run(cmd, check=True, env=env)
     out = json.loads(timing.read_text())
     out["scores"] = dict(np.load(scores))
@@ -116,6 +121,8 @@ def main(argv=None) -> dict | None:
     ap.add_argument("--omp-wait-policy", default="PASSIVE", choices=("PASSIVE", "ACTIVE"),
                     help="PyTorch's OpenMP threads sleep (PASSIVE, default) or spin while idle; on a machine "
                          "shared with other work spinning measured 3-4x slower. ONNX Runtime's never spin (vigil.export)")
+    ap.add_argument("--decoding", action="store_true",
+                    help="time decoding too: no frame cache, every frame read from its file inside the clock")
     ap.add_argument("--json", default=None)
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model-path", help=argparse.SUPPRESS)
@@ -139,7 +146,9 @@ def main(argv=None) -> dict | None:
     results = {"date": datetime.date.today().isoformat(), "threads": args.threads, "device": args.device,
                "omp_wait_policy": args.omp_wait_policy,
                "load_before": os.getloadavg()[0], "onnxruntime": onnxruntime.__version__,
-               "decoding": "excluded (frames decoded and cached before timing)", "machine": machine_info()}
+               "decoding": ("included (no frame cache: every frame read from its file)" if args.decoding
+                            else "excluded (frames decoded and cached before timing)"),
+               "machine": machine_info()}
     with tempfile.TemporaryDirectory(prefix="vigil-bench-export-") as tmp:
         work = Path(tmp)
         for run in _runs(args, ds, work):
