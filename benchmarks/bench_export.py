@@ -15,8 +15,8 @@ absolute and as a share of the PyTorch scores' standard deviation on normal (lab
 Decoding is excluded by default: every test video is decoded, resized and cached before the clock
 starts (the frame cache, ``VIGIL_CACHE``); the timed part is reading the cached frames,
 pre-processing, the network and every post-processing step, i.e. ``det.score(video)``. With
-``--decoding`` there is no cache and the timed part starts from the image files (Ped2: 360x240 JPEGs). hybrid has no network to export:
-its line gives its own speed and says why.
+``--decoding`` there is no cache and the timed part starts from the image files (Ped2: 360x240
+JPEGs). hybrid has no network to export: its line gives its own speed and says why.
 """
 
 from __future__ import annotations

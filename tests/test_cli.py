@@ -71,6 +71,8 @@ def test_score_single_video_file_and_maps(run_dir, synthetic, tmp_path, capsys):
      "scales (64, 100) must be multiples of 16"),
     (["train", "--model", "truesight", "--data", "{syn}", "--out", "{tmp}/r", "--set", "weights=[1,1]"],
      "must be 7 numbers"),
+    (["train", "--model", "ocrgan-video", "--data", "{syn}", "--out", "{tmp}/r", "--set", "clip_len=1"],
+     "clip_len 1 is not supported"),
     (["score", "{tmp}/norun", "--data", "{syn}", "--out", "{tmp}/s.csv"], "norun: no such run folder"),
     (["evaluate", "{tmp}/none.csv", "--data", "{syn}"], "none.csv: no such score file"),
 ])

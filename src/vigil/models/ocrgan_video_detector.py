@@ -135,13 +135,15 @@ class OcrGanVideo(Detector):
         return self.config.clip_len + int(math.ceil(3 * self.config.score_sigma))
 
     # --- building -------------------------------------------------------------------------------
-    def _build(self) -> OcrGanVideoModel:
+    def _check_settings(self) -> None:
         cfg = self.config
         if not 2 <= cfg.clip_len <= 32:
             raise VigilError(f"{self.name}: clip_len {cfg.clip_len} is not supported (use 8 or 16; at most 32)")
         if cfg.pooling not in POOLINGS:
             raise VigilError(f"{self.name}: pooling '{cfg.pooling}' is not one of {', '.join(POOLINGS)}")
-        self.model_ = OcrGanVideoModel(cfg).to(resolve_device(self.device))
+
+    def _build(self) -> OcrGanVideoModel:
+        self.model_ = OcrGanVideoModel(self.config).to(resolve_device(self.device))
         return self.model_
 
     def _read(self, video: Video) -> np.ndarray:
