@@ -174,7 +174,7 @@ class OcrGanVideo(Detector):
         videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
         if not videos:
             raise VigilError(f"{self.name}: no training videos")
-        train_parts, held_parts = self._split(videos)
+        train_parts, cal_parts = self._split(videos)
         index = [(i, s) for i, x in enumerate(train_parts) for s in range(len(x) - T + 1)]
         if not index:
             raise VigilError(f"{self.name}: every training video is shorter than one clip of {T} frames "
@@ -229,7 +229,7 @@ class OcrGanVideo(Detector):
         self.steps_ = total
         model.eval()
         if run.main:                                    # the others receive rank 0's calibration
-            self._calibrate(held_parts or [(x, T - 1) for x in train_parts])
+            self._calibrate(cal_parts)
         training.share_fitted(self)
         training.leave()
         self.fit_guard(videos)
@@ -238,7 +238,8 @@ class OcrGanVideo(Detector):
 
     def _split(self, videos: Sequence[Video]) -> tuple[list[np.ndarray], list[tuple[np.ndarray, int]]]:
         """Each video's frames to train on, and ``(frames, first held-out index)`` for calibration: the
-        last ``holdout`` of every video long enough to keep a whole clip for training."""
+        last ``holdout`` of every video long enough to keep a whole clip for training; when no video is,
+        every frame after the first clip's context (calibrating on trained frames: optimistic)."""
         cfg, T = self.config, self.config.clip_len
         train_parts, held_parts = [], []
         for v in videos:
@@ -247,15 +248,14 @@ class OcrGanVideo(Detector):
             train_parts.append(x[: len(x) - n_hold])
             if n_hold:
                 held_parts.append((x, len(x) - n_hold))   # calibration frames = those from index on
-        return train_parts, held_parts
+        return train_parts, held_parts or [(x, T - 1) for x in train_parts]
 
     def recalibrate(self, videos: Sequence[Video | np.ndarray]) -> "OcrGanVideo":
         """Calibrate again on the held-out ends of the training ``videos`` without retraining, e.g. after
         changing ``pooling`` (the networks are unchanged). Returns ``self``."""
         self._check_fitted()
         videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
-        train_parts, held_parts = self._split(videos)
-        self._calibrate(held_parts or [(x, self.config.clip_len - 1) for x in train_parts])
+        self._calibrate(self._split(videos)[1])
         return self
 
     def _calibrate(self, parts: list[tuple[np.ndarray, int]]) -> None:
