@@ -14,4 +14,16 @@ from vigil.errors import VigilError
 from vigil.models import Detector, available, get_detector
 
 __version__ = "0.1.0"
-__all__ = ["Dataset", "Detector", "Video", "VigilError", "available", "get_detector", "load_dataset", "open_videos"]
+__all__ = ["Dataset", "Detector", "Video", "VigilError", "available", "get_detector", "load", "load_dataset",
+           "open_videos"]
+
+
+def load(path, *, device: str = "cpu") -> Detector:
+    """A trained detector: a run folder written by ``vigil train``, or a ``.onnx`` file written by ``vigil export``."""
+    from pathlib import Path
+
+    if Path(path).suffix.lower() == ".onnx":
+        from vigil.export import load_onnx
+
+        return load_onnx(path, device=device)
+    return Detector.load(path, device=device)
