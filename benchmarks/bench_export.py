@@ -45,7 +45,7 @@ def _child(args) -> None:
     import torch
 
     from vigil.data import Video, load_dataset
-    from vigil.models import Detector
+    from vigil.detector import Detector
 
     torch.set_num_threads(args.threads)
     if args.model_path.endswith(".onnx"):
@@ -99,7 +99,7 @@ def _run_child(model_path, backend_dir: Path, args) -> dict:
 
 def _runs(args, ds, work: Path) -> list[Path]:
     """Run folders to measure: given, the lead's Ped2 runs, or short trainings (speed ignores weights)."""
-    from vigil.models import get_detector
+    from vigil.registry import get_detector
 
     given = [Path(r) for r in args.run] if args.run else [r for r in DEFAULT_RUNS if (r / "config.json").is_file()]
     names = {json.loads((r / "config.json").read_text())["model"]: r for r in given}
@@ -137,8 +137,8 @@ def main(argv=None) -> dict | None:
     from vigil.data import load_dataset
     from vigil.errors import VigilError
     from vigil.export import export_onnx
-    from vigil.models import Detector
-    from vigil.models.base import machine_info
+    from vigil.detector import Detector
+    from vigil.detector import machine_info
 
     ds = load_dataset(args.data)
     print(ds.describe(), flush=True)

@@ -73,7 +73,7 @@ def end_to_end_fps(det, ds) -> float:
 
 def main(argv=None) -> int:
     from vigil.data import load_dataset
-    from vigil.models.base import machine_info
+    from vigil.detector import machine_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="dataset folder (default: %(default)s)")

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from vigil.data import load_dataset  # noqa: E402
 from vigil.metrics import auc, frame_metrics  # noqa: E402
 from vigil.models.attention import STAT_NAMES  # noqa: E402
-from vigil.models.base import machine_info  # noqa: E402
-from vigil.models.ocrgan_video_detector import COMPONENTS, POOLINGS, OcrGanVideo  # noqa: E402
+from vigil.detector import machine_info  # noqa: E402
+from vigil.models.ocrgan_video.detector import COMPONENTS, POOLINGS, OcrGanVideo  # noqa: E402
 
 
 def main(argv=None) -> dict:

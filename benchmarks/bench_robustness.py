@@ -89,7 +89,7 @@ def make_corrupted(data: Path, out: Path, seed: int, **rates) -> Path:
 
 
 def detectors(args, ds):
-    from vigil.models import Detector
+    from vigil.detector import Detector
     from vigil.models.hybrid import Hybrid
 
     for run in args.run:
@@ -110,7 +110,7 @@ def detectors(args, ds):
 def main(argv=None) -> int:
     from vigil.corrupt import Corruption, load_manifest
     from vigil.data import load_dataset
-    from vigil.models.base import machine_info
+    from vigil.detector import machine_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="clean dataset (default: %(default)s)")

@@ -19,10 +19,10 @@ import numpy as np
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, auc_or_nan, peak_rss_mib, report, timed  # noqa: E402
 
-from vigil.cli import _parse_set  # noqa: E402
+from vigil.settings import model_settings  # noqa: E402
 from vigil.data import load_dataset  # noqa: E402
 from vigil.metrics import frame_metrics  # noqa: E402
-from vigil.models.base import machine_info  # noqa: E402
+from vigil.detector import machine_info  # noqa: E402
 from vigil.models.truesight import COMPONENTS, TrueSight  # noqa: E402
 from vigil.scoring import adaptive_median  # noqa: E402
 
@@ -41,7 +41,7 @@ def main(argv=None) -> None:
     print(ds.describe())
     for v in ds.train + ds.test:        # decode once, so training time is training alone
         v.frames(size=(96, 96))
-    overrides = _parse_set(args.set)
+    overrides = model_settings(TrueSight, args.set)
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     det, fit_s = timed(TrueSight(device=args.device, **overrides).fit, ds.train)

@@ -25,7 +25,7 @@ from common import DEFAULT_DATA, peak_rss_mib, report  # noqa: E402
 
 from vigil.data import load_dataset  # noqa: E402
 from vigil.models import Detector  # noqa: E402
-from vigil.models.base import machine_info  # noqa: E402
+from vigil.detector import machine_info  # noqa: E402
 from vigil.watch import watch  # noqa: E402
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from vigil.metrics import auc
-from vigil.models import Detector
+from vigil.detector import Detector
 from vigil.models.truesight import TrueSightNet
 
 TINY_TS_ARGS = ["--epochs", "3", "--set", "size=32", "--set", "scales=[32]", "--set", "enc_channels=[16,32,64,64]",
@@ -44,7 +44,7 @@ def test_truesight_on_two_processes(synthetic, tmp_path):
     det = Detector.load(run)
 
     # Training happened: normal frames reconstruct far better than with the initial weights.
-    x = torch.from_numpy(det._frames(synthetic.train[0]))
+    x = torch.from_numpy(det._frames(det.frames_of(synthetic.train[0])[0]))
     torch.manual_seed(0)
     untrained = TrueSightNet(det.config).eval()
     with torch.no_grad():

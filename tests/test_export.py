@@ -18,8 +18,9 @@ from vigil.cli import main  # noqa: E402
 from vigil.data import Video  # noqa: E402
 from vigil.errors import VigilError  # noqa: E402
 from vigil.export import OrtNetwork, export_onnx, load_onnx, score_tolerance  # noqa: E402
-from vigil.models.ocrgan_video_detector import OcrGanVideo  # noqa: E402
-from vigil.models.truesight import MultiScaleMaps, TrueSight, TrueSightNet, fold_batchnorm  # noqa: E402
+from vigil.models.ocrgan_video.detector import OcrGanVideo  # noqa: E402
+from vigil.models.truesight.detector import TrueSight
+from vigil.models.truesight.network import MultiScaleMaps, TrueSightNet, fold_batchnorm  # noqa: E402
 
 # Small networks and one epoch: these tests compare two backends, not detection quality. The scales
 # 32/48/64 around size 48 make the graph resize by 2/3 and 4/3, which a float-scale Resize would get

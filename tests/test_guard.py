@@ -12,7 +12,7 @@ from vigil.cli import main
 from vigil.corrupt import Corruption, apply_ops, plan_video
 from vigil.data.guard import FrameGuard, GuardStream
 from vigil.metrics import auc
-from vigil.models import Detector
+from vigil.detector import Detector
 
 SIZE = (128, 96)          # the synthetic corridor's own size
 
@@ -139,7 +139,7 @@ def test_live_hybrid_stream_turns_frames_upright(trained_hybrid, synthetic):
 
 def test_every_detector_reads_through_the_guard(synthetic, tmp_path):
     """True Sight and OCR-GAN Video (tiny, one epoch) fit a guard, save it, and read flipped frames upright."""
-    from vigil.models.ocrgan_video_detector import OcrGanVideo
+    from vigil.models.ocrgan_video.detector import OcrGanVideo
     from vigil.models.truesight import TrueSight
 
     train = synthetic.train[:3]
@@ -150,7 +150,7 @@ def test_every_detector_reads_through_the_guard(synthetic, tmp_path):
                             batch_size=8, clip_len=8)):
         det.fit(train)
         assert det.guard_ is not None and det.guard_.flip_enabled
-        np.testing.assert_array_equal(det._frames(video), det._frames(type(video).from_array("f", flipped)))
+        np.testing.assert_array_equal(det.frames_of(video)[0], det.frames_of(type(video).from_array("f", flipped))[0])
         loaded = Detector.load(det.save(tmp_path / det.name))
         np.testing.assert_allclose(loaded.score(flipped), det.score(video), rtol=1e-5, atol=1e-5)
     # OCR-GAN Video's live path reads through the guard too, and gives maps in the orientation given

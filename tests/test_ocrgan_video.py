@@ -11,9 +11,11 @@ import torch
 
 import vigil.models.ocrgan_video  # noqa: F401  (registers the detector)
 from vigil.errors import VigilError
-from vigil.models.base import Detector, as_video, get_detector, seed_everything
-from vigil.models.ocrgan_video import (ChannelSelection, FrequencySplit, OcrGanVideoConfig, OcrGanVideoModel)
-from vigil.models.ocrgan_video_detector import OcrGanVideo
+from vigil.detector import Detector, as_video, seed_everything
+from vigil.registry import get_detector
+from vigil.models.ocrgan_video.detector import OcrGanVideoConfig
+from vigil.models.ocrgan_video.network import ChannelSelection, FrequencySplit, OcrGanVideoModel
+from vigil.models.ocrgan_video.detector import OcrGanVideo, _to_float
 
 TINY = dict(size=32, gen_channels=8, feat_channels=16, heads=4, epochs=1, batch_size=4, seed=0)
 
@@ -132,12 +134,12 @@ def test_live_stream_keeps_one_clip_plus_the_smoothing_history(fitted):
 
 
 def test_live_stream_runs_one_clip_per_frame_and_matches_the_batch_scores(fitted, monkeypatch):
-    from vigil.models.ocrgan_video_detector import WindowScorer
+    from vigil.models.ocrgan_video.detector import WindowScorer
     from vigil.scoring import gaussian_smooth
 
     video = np.repeat(moving_square_video(20, 2)[..., None], 3, axis=-1)
     T, sigma = fitted.config.clip_len, fitted.config.score_sigma
-    raw = fitted._raw_components(fitted._infer(fitted._frames(as_video(video))))
+    raw = fitted._raw_components(fitted._infer(_to_float(fitted.frames_of(video)[0])))
     fused = fitted._fuse(raw, fitted.config.attention)           # per frame, before smoothing
     history = fitted.context() - T + 1
     # the batch's smoothing applied to each frame's past alone
@@ -165,8 +167,8 @@ def test_video_shorter_than_one_clip_is_padded_with_its_first_frame(fitted):
     s = fitted.score(short)
     assert s.shape == (3,) and np.isfinite(s).all()
     padded = np.concatenate([np.repeat(short[:1], 5, axis=0), short])
-    raw_short = fitted._infer(fitted._frames(vigil.models.base.as_video(short)))
-    raw_padded = fitted._infer(fitted._frames(vigil.models.base.as_video(padded)))
+    raw_short = fitted._infer(_to_float(fitted.frames_of(short)[0]))
+    raw_padded = fitted._infer(_to_float(fitted.frames_of(padded)[0]))
     np.testing.assert_allclose(raw_short.rec_map, raw_padded.rec_map[5:], atol=1e-5)
     assert len(fitted.score(short[:1])) == 1                      # even a single frame
 
@@ -238,7 +240,7 @@ def test_pooling_published_is_the_plain_mean_error_and_survives_save_load(fitted
 
     assert fitted.config.pooling == "published"                  # the default: OCR-GAN's rule
     video = moving_square_video(20, 7)
-    o = fitted._infer(fitted._frames(as_video(video)))
+    o = fitted._infer(_to_float(fitted.frames_of(video)[0]))
     raw = fitted._raw_components(o)
     np.testing.assert_allclose(raw["rec"], o.rec_map.reshape(len(video), -1).mean(1), rtol=1e-6)
     np.testing.assert_allclose(raw["feat"], o.feat_map.reshape(len(video), -1).mean(1), rtol=1e-6)

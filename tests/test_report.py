@@ -61,7 +61,7 @@ def test_report_in_headless_chromium(report, tmp_path):
 
 
 def test_report_of_ocrgan_video_embeds_attention(synthetic, synthetic_root, tmp_path):
-    from vigil.models.ocrgan_video_detector import OcrGanVideo
+    from vigil.models.ocrgan_video.detector import OcrGanVideo
     from vigil.report import build_report
 
     det = OcrGanVideo(progress=False, size=32, gen_channels=8, feat_channels=16, heads=4, epochs=1,

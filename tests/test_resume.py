@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from vigil import training
+from vigil import runs, training
 from vigil.cli import main
 from vigil.errors import VigilError
-from vigil.models import Detector
-from vigil.models.ocrgan_video_detector import OcrGanVideo
+from vigil.detector import Detector
+from vigil.models.ocrgan_video.detector import OcrGanVideo
 from vigil.models.truesight import TrueSight
 
 # A small True Sight (32 px, one scale, narrow encoder): seconds per epoch on one CPU thread.
@@ -119,7 +119,7 @@ def test_sigkill_then_resume(reference, synthetic, synthetic_root, tmp_path, cap
 
 def _train_args(run, **extra):
     run.mkdir(parents=True, exist_ok=True)
-    training.write_train_args(run, {"model": "truesight", "data": "/nowhere", "epochs": 1, "seed": None,
+    runs.write_train_args(run, {"model": "truesight", "data": "/nowhere", "epochs": 1, "seed": None,
                                     "set": None, "device": "cpu", "command": "vigil train ...", **extra})
 
 

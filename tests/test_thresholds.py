@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vigil.models import Detector, available, get_detector
+from vigil import Detector, available, get_detector
 
 TINY = {"truesight": dict(epochs=1), "hybrid": dict(),
         "ocrgan-video": dict(size=32, gen_channels=8, feat_channels=16, heads=4, epochs=1, batch_size=4)}

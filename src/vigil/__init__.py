@@ -7,23 +7,30 @@ anomalous)::
     ds = load_dataset("../shared/data/ucsd_ped2")
     det = get_detector("truesight")(epochs=5).fit(ds.train)
     scores = det.score(ds.test[0])
+
+The public names are loaded when first used, so ``import vigil`` (and ``vigil --help``) stays fast:
+PyTorch, OpenCV and the models load only when a detector or a video is asked for.
 """
 
-from vigil.data import Dataset, Video, load_dataset, open_videos
-from vigil.errors import VigilError
-from vigil.models import Detector, available, get_detector
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["Dataset", "Detector", "Video", "VigilError", "available", "get_detector", "load", "load_dataset",
-           "open_videos"]
+
+_PUBLIC = {
+    "Dataset": "vigil.data.layouts", "load_dataset": "vigil.data.layouts", "open_videos": "vigil.data.layouts",
+    "Video": "vigil.data.video", "VigilError": "vigil.errors", "Detector": "vigil.detector",
+    "available": "vigil.registry", "get_detector": "vigil.registry", "load": "vigil.runs",
+}
+__all__ = sorted(_PUBLIC)
 
 
-def load(path, *, device: str = "cpu") -> Detector:
-    """A trained detector: a run folder written by ``vigil train``, or a ``.onnx`` file written by ``vigil export``."""
-    from pathlib import Path
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'vigil' has no attribute {name!r}")
 
-    if Path(path).suffix.lower() == ".onnx":
-        from vigil.export import load_onnx
 
-        return load_onnx(path, device=device)
-    return Detector.load(path, device=device)
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

@@ -7,8 +7,6 @@ status 2; nothing is left half-written (all outputs are written atomically).
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -16,48 +14,15 @@ from pathlib import Path
 from vigil.errors import VigilError
 
 
-def _parse_set(items: list[str]) -> dict:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise VigilError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            v = json.loads(value)
-        except json.JSONDecodeError:
-            v = value
-        out[key.strip()] = tuple(v) if isinstance(v, list) else v
-    return out
-
-
-def _overrides(klass, args) -> dict:
-    fields = {f.name for f in dataclasses.fields(klass.Config)}
-    over = _parse_set(args.set)
-    for name in ("epochs", "seed"):
-        value = getattr(args, name, None)
-        if value is not None:
-            if name not in fields:
-                raise VigilError(f"--{name}: model '{klass.name}' has no such setting "
-                                 f"(its settings: {', '.join(sorted(fields))})")
-            over[name] = value
-    if "epochs" in over and not (isinstance(over["epochs"], int) and over["epochs"] >= 1):
-        raise VigilError(f"--epochs {over['epochs']}: must be a whole number, at least 1")
-    unknown = set(over) - fields
-    if unknown:
-        raise VigilError(f"--set: model '{klass.name}' has no setting {', '.join(sorted(unknown))} "
-                         f"(its settings: {', '.join(sorted(fields))})")
-    return over
-
-
 def _resume_args(args) -> argparse.Namespace:
     """``vigil train --resume RUN``: every other argument comes back from ``RUN/train_args.json``."""
-    from vigil import training
+    from vigil import runs
 
     given = [f"--{k}" for k in ("model", "data", "out", "epochs", "seed", "set") if getattr(args, k) is not None]
     if given:
         raise VigilError(f"--resume {args.resume}: the run's arguments come from {args.resume}/"
-                         f"{training.TRAIN_ARGS}; leave out {', '.join(given)}")
-    saved = training.resume_arguments(args.resume)
+                         f"{runs.TRAIN_ARGS}; leave out {', '.join(given)}")
+    saved = runs.resume_arguments(args.resume)
     return argparse.Namespace(**{**vars(args), "model": saved["model"], "data": saved["data"], "out": args.resume,
                                  "epochs": saved.get("epochs"), "seed": saved.get("seed"), "set": saved.get("set"),
                                  "device": args.device or saved.get("device"),
@@ -66,59 +31,28 @@ def _resume_args(args) -> argparse.Namespace:
 
 def cmd_train(args) -> None:
     """Train; under torchrun every process trains and only rank 0 prints and writes files."""
-    from vigil import training
-    from vigil.data import load_dataset
-    from vigil.models import get_detector
-    from vigil.models.base import machine_info, resolve_device
+    from vigil import runs
+    from vigil.registry import get_detector
+    from vigil.settings import model_settings
 
-    main = training.is_main()
     if args.resume:
         args = _resume_args(args)
     elif not (args.model and args.data and args.out):
         raise VigilError("train: --model, --data and --out are required (or --resume RUN)")
-    elif (Path(args.out) / training.CHECKPOINT).is_file():
-        # a fresh start would delete it: an interrupted run's work is never dropped silently
-        raise VigilError(f"{Path(args.out) / training.CHECKPOINT}: an interrupted training run is here; continue it "
-                         f"with 'vigil train --resume {args.out}', or delete that file to start again")
-    args.device = args.device or "cpu"
-    command = getattr(args, "original_command", None) or "vigil " + " ".join(args.argv)
-    klass = get_detector(args.model)
-    over = _overrides(klass, args)
-    resolve_device(args.device)                      # fail before any data is read
-    det = klass(device=args.device, progress=not args.quiet and main, **over)     # checks the settings
-    ds = load_dataset(args.data)
-    if main:
-        print(ds.describe(), file=sys.stderr)
-    if not ds.train:
-        raise VigilError(f"{args.data}: no training videos to learn normality from")
-    t0 = time.time()
-    if klass.resumable:
-        if main and not args.resume:
-            training.write_train_args(args.out, {
-                "model": klass.name, "data": str(Path(args.data).resolve()), "epochs": args.epochs,
-                "seed": args.seed, "set": args.set, "device": args.device, "command": command})
-        det.fit(ds.train, checkpoint_dir=args.out, resume=bool(args.resume), checkpoint_every=args.checkpoint_every)
-    else:
-        det.fit(ds.train)
-    if not main:
-        return
-    out = det.save(args.out, extra={"data": str(Path(args.data).resolve()), "layout": ds.layout,
-                                     "train_seconds": round(time.time() - t0, 2), "machine": machine_info(),
-                                     "command": command, "processes": training.world_size(),
-                                     **({"resumed": True} if args.resume else {})})
-    training.finish_run(out)
-    print(f"trained {klass.name} in {time.time() - t0:.1f}s -> {out}/model.safetensors, {out}/config.json")
+    settings = model_settings(get_detector(args.model), args.set, epochs=args.epochs, seed=args.seed)
+    det, out, seconds = runs.train(
+        args.model, args.data, args.out, settings=settings, device=args.device or "cpu", progress=not args.quiet,
+        command=getattr(args, "original_command", None) or "vigil " + " ".join(args.argv), resume=bool(args.resume),
+        checkpoint_every=args.checkpoint_every, record={"epochs": args.epochs, "seed": args.seed, "set": args.set},
+        say=lambda line: print(line, file=sys.stderr))
+    if out is not None:
+        print(f"trained {det.name} in {seconds:.1f}s -> {out}/model.safetensors, {out}/config.json")
 
 
 def _load(run: str, device: str):
-    """A run folder, or a ``.onnx`` file written by ``vigil export`` (network in ONNX Runtime)."""
-    if Path(run).suffix.lower() == ".onnx":
-        from vigil.export import load_onnx
+    from vigil.runs import load
 
-        return load_onnx(run, device=device)
-    from vigil.models import Detector
-
-    return Detector.load(run, device=device)
+    return load(run, device=device)
 
 
 def cmd_export(args) -> None:
@@ -227,50 +161,22 @@ def cmd_corrupt(args) -> None:
 
 
 def cmd_guard(args) -> None:
-    from vigil.data.guard import add_to_run
+    from vigil.runs import add_guard
 
-    g = add_to_run(args.run, args.data)
+    g = add_guard(args.run, args.data)
     flip = "on" if g.flip_enabled else "off (the scene looks alike both ways up)"
     print(f"frame guard fitted on {g.diagnostics['frames']} training frames and saved in {args.run} "
           f"(orientation check {flip}; noise limit {g.noise_limit:.2f}, sharpness limit {g.sharp_limit:.3f})")
 
 
 def cmd_demo(args) -> None:
-    from vigil.data import load_dataset
-    from vigil.data.synthetic import ANOMALIES, generate
-    from vigil.evaluate import evaluate_csv
-    from vigil.io import write_json, write_scores_csv
-    from vigil.metrics import auc
-    from vigil.models import get_detector
+    from vigil.demo import run_demo
 
-    root = Path(args.out)
-    data = generate(root / "data", seed=args.seed)
-    ds = load_dataset(data)
-    print(ds.describe())
-    klass = get_detector(args.model)
-    trains_by_epochs = "epochs" in {f.name for f in dataclasses.fields(klass.Config)}
-    det = klass(progress=True, **({"epochs": args.epochs} if args.epochs and trains_by_epochs else {})).fit(ds.train)
-    det.save(root / "run")
-    scores = {v.name: det.score(v) for v in ds.test}
-    write_scores_csv(root / "scores.csv", scores)
-    m = evaluate_csv(root / "scores.csv", data)
-    write_json(root / "metrics.json", m.as_dict())
-    print(m.table())
-    # each synthetic test video holds one kind of anomaly (vigil.data.synthetic.generate's order)
-    print("\nframe AUC per test video:")
-    for i, v in enumerate(ds.test):
-        print(f"  {v.name}  {ANOMALIES[i % len(ANOMALIES)]:<10} {auc(v.labels, scores[v.name]):.3f}")
-    if klass.name == "hybrid":
-        print("  (hybrid models motion; a box left on the floor does not move. 'vigil demo' trains True Sight, "
-              "which looks at appearance.)")
-    else:
-        print(f"  ({klass.name} looks at appearance; someone walking the wrong way looks normal in any one frame. "
-              f"'vigil demo --model hybrid' models motion.)")
-    print(f"\nresults in {root}/: data/ (synthetic corridor), run/ (model), scores.csv, metrics.json")
+    run_demo(args.out, model=args.model, epochs=args.epochs, seed=args.seed, say=print)
 
 
 def cmd_models(args) -> None:
-    from vigil.models import available, get_detector
+    from vigil.registry import available, get_detector
 
     for name in available():
         print(f"{name:<14} {(get_detector(name).__doc__ or '').strip().splitlines()[0]}")

@@ -32,16 +32,19 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import cv2
 import numpy as np
 
-from vigil.data.layouts import Dataset, load_dataset
-from vigil.data.video import Video, list_images
 from vigil.errors import VigilError
 from vigil.io import atomic_write, write_json
 
+if TYPE_CHECKING:
+    from vigil.data.layouts import Dataset
+    from vigil.data.video import Video
+
+# OpenCV and the dataset readers load when a corruption runs, not when the CLI builds its parser
+# (which reads the defaults of Corruption)
 OPS = ("flip", "noise", "blur")
 MANIFEST = "corruption.json"
 _SPLITS = {"training": 0, "testing": 1}
@@ -99,6 +102,8 @@ def apply_ops(frame: np.ndarray, ops: tuple[str, ...], spec: Corruption, rng: np
 
     Noise on gray footage stored as three equal channels is one plane, so the frame stays gray.
     """
+    import cv2
+
     out = frame
     if "blur" in ops:
         out = cv2.GaussianBlur(out, (0, 0), spec.blur_sigma, borderType=cv2.BORDER_REFLECT)
@@ -114,6 +119,8 @@ def apply_ops(frame: np.ndarray, ops: tuple[str, ...], spec: Corruption, rng: np
 
 def _write_png(path: Path, img: np.ndarray) -> None:
     """Lossless; gray content (three equal channels) as a one-channel PNG, which decodes to the same pixels."""
+    import cv2
+
     if img.ndim == 3:
         same = (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all()
         img = img[..., 0] if same else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
@@ -132,6 +139,8 @@ def _label_name(ds: Dataset) -> str:
 
 def _copy_video(v: Video, dst: Path, bar) -> None:
     """A training video unchanged: image files byte for byte, a video file's frames as PNG."""
+    from vigil.data.video import list_images
+
     dst.mkdir(parents=True)
     if v.source is not None and Path(v.source).is_dir():
         for p in list_images(Path(v.source)):
@@ -211,6 +220,8 @@ def corrupt_dataset(source: str | os.PathLike, out: str | os.PathLike, spec: Cor
     ``splits``: ``"test"`` corrupts the test videos and copies training videos unchanged; ``"all"``
     corrupts both. The same ``seed`` and settings give byte-identical files.
     """
+    from vigil.data.layouts import load_dataset
+
     from tqdm.auto import tqdm
 
     spec.check()

@@ -88,7 +88,7 @@ def explain_video(run: Path, data: Path, out: Path, *, position: tuple[int, int]
     ``position`` is ``(row, col)`` on the discriminator's feature grid (8 x 8 at 64 x 64 input);
     by default the grid centre.
     """
-    from vigil.models.base import Detector
+    from vigil.detector import Detector
 
     run, data, out = Path(run), Path(data), Path(out)
     det = Detector.load(run, device=device)

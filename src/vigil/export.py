@@ -30,7 +30,6 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -51,18 +50,6 @@ _META_KEY, _ARRAYS_KEY = "vigil", "vigil.arrays"
 def score_tolerance(normal_scores: np.ndarray) -> float:
     """The largest |ONNX Runtime - PyTorch| score difference allowed, given PyTorch's scores of normal frames."""
     return SCORE_TOLERANCE * max(1.0, float(np.std(normal_scores)))
-
-
-class ExportSpec(NamedTuple):
-    """What a detector hands to the exporter: the scoring module and how to call it."""
-    module: "torch.nn.Module"            # noqa: F821  the module the PyTorch path calls, in eval mode
-    example: tuple                       # example inputs (torch tensors), batch axis first
-    input_names: list[str]
-    output_names: list[str]
-    dynamic_axes: dict                   # {name: {axis: label}}: the axes that vary between calls
-    #: each row of the batch axis is computed alone (True Sight's frames), so ONNX Runtime may split a
-    #: batch across threads, one single-threaded run per part (see :class:`OrtNetwork`)
-    rows_independent: bool = False
 
 
 def export_onnx(det, out: str | os.PathLike, *, check: bool = True) -> dict:
@@ -118,7 +105,7 @@ def load_onnx(path: str | os.PathLike, *, device: str = "cpu", threads: int | No
     ``threads``: ONNX Runtime intra-op threads; default ``$OMP_NUM_THREADS`` when set, else the cores
     this process may use. ``device`` ``cuda`` needs onnxruntime's CUDA provider (``onnxruntime-gpu``).
     """
-    from vigil.models import get_detector
+    from vigil.registry import get_detector
 
     path = Path(path)
     if not path.is_file():
@@ -266,7 +253,7 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _check(spec: ExportSpec, data: bytes) -> float:
+def _check(spec, data: bytes) -> float:
     """Largest |ONNX Runtime - PyTorch| over the network outputs of the example batch."""
     import onnxruntime as ort
     import torch

@@ -28,7 +28,7 @@ from vigil.evaluate import pixel_auc  # noqa: E402
 from vigil.io import atomic_write  # noqa: E402
 from vigil.maps import overlay  # noqa: E402
 from vigil.metrics import frame_metrics  # noqa: E402
-from vigil.models.base import machine_info  # noqa: E402
+from vigil.detector import machine_info  # noqa: E402
 
 
 def _data_uri(png: bytes) -> str:
@@ -91,7 +91,7 @@ def _explain_images(run: Path, video_source: Path, device: str) -> list[str]:
 def build_report(run: str | Path, data: str | Path, out: str | Path, *, device: str = "cpu",
                  top_frames: int = 6, progress: bool = True) -> Path:
     """Score ``data``'s test videos with the model in ``run`` and write one HTML page to ``out``."""
-    from vigil.models import Detector
+    from vigil.detector import Detector
 
     run, out = Path(run), Path(out)
     det = Detector.load(run, device=device)

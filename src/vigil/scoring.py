@@ -1,14 +1,53 @@
-"""Post-processing shared by every detector: calibration against normal data and temporal smoothing.
+"""The rules every detector scores by, each written once: which normal footage is held out of fitting,
+how a score component is calibrated and components fused, temporal smoothing, and the alert threshold.
 
 Calibration turns a raw score component into "how unusual is this for normal footage": the
 statistics come from normal frames only (held out of fitting), never from test videos, so a score
-means the same thing in every video and can be used live.
+means the same thing in every video and can be used live. The alert threshold is the score that
+held-out normal frames exceed at the rate the user accepts (``false_alarm_rate``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import median_filter
+
+
+def held_out_videos(n_videos: int, fraction: float, *, seed: int | None = None, minimum: int = 1) -> set[int]:
+    """Indices of the whole training videos held out for calibration: a ``fraction`` of ``n_videos``
+    (rounded, at least ``minimum``, never all of them), drawn by a seeded permutation when ``seed`` is
+    given, else evenly spaced from the last video back. Fewer than two videos: none (an empty set;
+    the caller says what it does then)."""
+    if n_videos < 2:
+        return set()
+    n = max(minimum, int(round(fraction * n_videos)))
+    if seed is not None:
+        return {int(i) for i in np.random.default_rng(seed).permutation(n_videos)[:n]}
+    n = min(n_videos - 1, n)
+    return {int(i) for i in np.linspace(n_videos - 1, 0, n, endpoint=False).round()}
+
+
+def held_out_tail(n_frames: int, fraction: float, keep: int) -> int:
+    """Frames held out at the end of one video: the last ``fraction`` of it, when the rest still holds
+    ``keep`` frames (one training clip), else none."""
+    n_hold = int(np.floor(fraction * n_frames))
+    return n_hold if n_frames - int(fraction * n_frames) >= keep else 0
+
+
+def threshold(normal_scores: np.ndarray, false_alarm_rate: float) -> float:
+    """The alert threshold: the score that a share ``false_alarm_rate`` of the held-out normal frames
+    exceed (their ``1 - false_alarm_rate`` quantile)."""
+    return float(np.quantile(np.asarray(normal_scores, dtype=np.float64), 1 - false_alarm_rate))
+
+
+def normalise(raw: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``(N, E)`` raw components -> robust z-scores with the held-out normal ``center`` and ``scale``."""
+    return (raw - center) / scale
+
+
+def fuse(z: np.ndarray, weights) -> np.ndarray:
+    """``(N, E)`` normalised components -> ``(N,)`` their weighted sum."""
+    return z @ np.asarray(weights, dtype=np.float64)
 
 
 def robust_stats(x: np.ndarray, axis=0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,19 +1,25 @@
-"""Training on several processes (torchrun) and resumable training.
+"""The one training loop (:func:`fit_loop`): epochs, batches, progress bar, torchrun sharding and
+gradient averaging, atomic checkpoints, resume. A model gives it an :class:`Objective` (its
+networks, optimisers and a training step that returns one loss per optimiser); nothing else in
+vigil calls ``backward()``.
 
 **Processes.** ``torchrun --nproc_per_node=N -m vigil train ...`` starts N copies of the same
 program; torchrun tells each its place through ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``.
-:func:`join` makes them one process group (NCCL when the device is a GPU, process ``LOCAL_RANK`` of
+:func:`join` (called by :meth:`vigil.detector.Detector.fit`) makes them one process group (NCCL when the device is a GPU, process ``LOCAL_RANK`` of
 a node taking GPU ``LOCAL_RANK``; gloo on CPUs). Every process draws the same seeded permutation of
 the training samples each epoch and takes its share of each batch (``chunk[rank::world]``), so
 ``batch_size`` is the *global* batch: the steps, the learning-rate schedule and, with the loss
 weighting of :meth:`TrainingRun.scaled`, each step's gradient are those of one process. Gradients
-are averaged across processes (``DistributedDataParallel``, or :meth:`TrainingRun.reduce` where a
-model's update does not fit it). Rank 0 alone writes checkpoints, calibrates the fitted detector and
+are averaged across processes after each loss's backward pass, one flat all-reduce per optimiser
+(:meth:`TrainingRun.reduce`: what DistributedDataParallel does, without overlapping it with the
+backward pass, which DDP cannot do for OCR-GAN Video's two optimisers fed by one forward pass), and
+the starting weights are rank 0's (:meth:`TrainingRun.broadcast`). Rank 0 alone writes checkpoints, calibrates the fitted detector and
 prints; :func:`share_fitted` then gives every process the calibrated state, so ``fit`` returns the
 same fitted detector everywhere. (``hybrid`` has no gradient training: its processes share out the
 per-video flow and descriptor extraction, :func:`map_sharded`, and each fits the same model from the
 gathered features.) Outside torchrun all of this is a no-op. What differs from one process:
-BatchNorm normalises each process's share of a batch rather than the whole batch, and dropout draws
+BatchNorm normalises each process's share of a batch rather than the whole batch (its running
+statistics are averaged over the processes at every checkpoint and at the end), and dropout draws
 differ, so results are close to, not equal to, a one-process run.
 
 **Checkpoints.** With a ``checkpoint_dir``, ``fit`` writes ``checkpoint_dir/checkpoint.pt`` at the end
@@ -32,24 +38,23 @@ optimisation, but not bit for bit (each process's random stream and batch share 
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
 import random
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from vigil.errors import VigilError
-from vigil.io import atomic_write, write_json
+from vigil.io import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
-TRAIN_ARGS = "train_args.json"      # what `vigil train` was given, for `vigil train --resume RUN`
 FORMAT = 1
 # Rank 0 calibrates alone while the others wait in a collective; calibration of a large dataset on
 # a CPU can take far longer than gloo's 30-minute default. A crashed process still ends the job at
@@ -60,6 +65,16 @@ _opened_here = False
 
 
 # --- processes ------------------------------------------------------------------------------------
+
+def resolve_device(device: str) -> torch.device:
+    """``device`` as a torch device; one clear error for a missing GPU or a name that is no device."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VigilError(f"--device {device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise VigilError(f"--device {device}: not a device name (use cpu, cuda or cuda:N)") from None
+
 
 def world_size() -> int:
     """Number of training processes (torchrun's ``WORLD_SIZE``; 1 outside torchrun)."""
@@ -83,8 +98,6 @@ def join(device: str) -> str:
     caller opened is used as it is and left open; one opened here is closed by :func:`leave`.
     """
     global _opened_here
-    from vigil.models.base import resolve_device
-
     resolve_device(device)                                   # a clear error before any collective
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not dist.is_initialized():
         return device
@@ -189,46 +202,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def write_train_args(folder: str | os.PathLike, args: dict, finished: bool = False) -> None:
-    """Record the command's arguments in ``folder/train_args.json`` (atomically)."""
-    write_json(Path(folder) / TRAIN_ARGS, {**args, "finished": finished})
-
-
-def finish_run(folder: str | os.PathLike) -> None:
-    """After the model is saved: drop the checkpoint and mark the run finished."""
-    folder = Path(folder)
-    args = folder / TRAIN_ARGS
-    if args.is_file():
-        write_train_args(folder, {k: v for k, v in json.loads(args.read_text()).items() if k != "finished"},
-                         finished=True)
-    (folder / CHECKPOINT).unlink(missing_ok=True)
-
-
-def resume_arguments(run: str | os.PathLike) -> dict:
-    """The arguments an interrupted ``vigil train`` was given, after checking that ``run`` holds a
-    readable checkpoint of that model; one clear error otherwise."""
-    run = Path(run)
-    if not run.is_dir():
-        raise VigilError(f"{run}: no such run folder")
-    args_file, ckpt_file = run / TRAIN_ARGS, run / CHECKPOINT
-    if not args_file.is_file():
-        raise VigilError(f"{args_file}: missing (is {run} a run folder written by 'vigil train'?)")
-    try:
-        args = json.loads(args_file.read_text())
-        model, finished = args["model"], args.get("finished", False)
-        args["data"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise VigilError(f"{args_file}: corrupt training arguments ({e.__class__.__name__}: {e})") from None
-    if not ckpt_file.is_file():
-        if finished:
-            raise VigilError(f"{run}: this run has finished (see {run}/model.safetensors); nothing to resume")
-        raise VigilError(f"{ckpt_file}: missing; the run stopped before its first checkpoint, so start it again")
-    saved = read_checkpoint(ckpt_file).get("model")
-    if saved != model:
-        raise VigilError(f"{ckpt_file}: checkpoint of model '{saved}', but {args_file} says '{model}'")
-    return args
-
-
 def _plain(x):
     """Settings compared across a save and a load: tuples and lists alike."""
     if isinstance(x, (list, tuple)):
@@ -301,16 +274,6 @@ class TrainingRun:
         """A per-sample-mean loss weighted so that the average over processes of its gradient is the
         gradient of the mean over the whole batch (shares may differ by one sample)."""
         return loss if self.world == 1 else loss * (n_mine * self.world / n_batch)
-
-    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        """``DistributedDataParallel(module)`` under torchrun, else ``module`` itself. DDP broadcasts
-        rank 0's weights now and its buffers (BatchNorm statistics) at every forward."""
-        if self.world == 1:
-            return module
-        from torch.nn.parallel import DistributedDataParallel
-
-        dev = next(module.parameters()).device
-        return DistributedDataParallel(module, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     def broadcast(self, module: torch.nn.Module) -> None:
         """Rank 0's parameters and buffers to every process (for models trained without DDP)."""
@@ -421,3 +384,81 @@ class TrainingRun:
             tmp.unlink(missing_ok=True)
         if stale_checkpoint:
             self.path.unlink(missing_ok=True)
+
+
+# --- the loop -------------------------------------------------------------------------------------
+
+class Objective(NamedTuple):
+    """What a model gives :func:`fit_loop`.
+
+    ``step(chunk, mine)`` is called once per global batch: ``chunk`` the batch's sample indices (the
+    same on every process), ``mine`` this process's share of them, or ``None`` when the batch is too
+    small to give every process a part (then the step returns ``None`` and every process skips it,
+    after drawing whatever the step draws per batch, so random streams stay aligned). Otherwise it
+    returns ``(losses, logs)``: one loss per optimiser, in the order of ``optimisers`` (each a
+    per-sample mean over ``mine``), and numbers for the progress bar. The loop then, for each
+    optimiser in turn: zero its gradients, back-propagate its loss, average the gradients across
+    processes, step (OCR-GAN Video: the generator, then the discriminator, from one forward pass).
+    """
+    modules: dict[str, torch.nn.Module]                 # trained, checkpointed, broadcast from rank 0
+    optimisers: dict[str, torch.optim.Optimizer]        # stepped in this order
+    step: Callable[[Sequence[int], Sequence[int] | None], tuple[list[torch.Tensor], dict] | None]
+    schedulers: dict[str, Any] = {}                     # stepped once after every batch
+
+
+def fit_loop(det, objective: Objective, *, samples: int, epochs: int, batch_size: int, shuffle,
+             drop_last: bool = False, checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+             checkpoint_every: float | None = 600.0) -> float:
+    """Train ``objective`` for ``epochs`` passes over ``samples`` samples in global batches of
+    ``batch_size``, in an order drawn each epoch from ``shuffle`` (a ``torch.Generator`` or a NumPy
+    ``Generator``, the same on every process); ``drop_last``: a last batch smaller than
+    ``batch_size`` is left out (at least one batch per epoch). ``checkpoint_dir`` / ``resume`` /
+    ``checkpoint_every``: see the module's doc. Returns the seconds trained, resumed sessions included;
+    the modules are left in eval mode with their BatchNorm statistics averaged across processes.
+    """
+    per_epoch = max(1, samples // batch_size) if drop_last else math.ceil(samples / batch_size)
+    run = TrainingRun(det, state={**objective.modules, **objective.optimisers, **objective.schedulers},
+                      shuffle=shuffle, samples=samples, batches_per_epoch=per_epoch, checkpoint_dir=checkpoint_dir,
+                      resume=resume, checkpoint_every=checkpoint_every)
+    for module in objective.modules.values():
+        run.broadcast(module)
+    params = {k: [p for g in opt.param_groups for p in g["params"]] for k, opt in objective.optimisers.items()}
+
+    def average_buffers():
+        for module in objective.modules.values():
+            run.average_buffers(module)
+
+    def draw():
+        if isinstance(shuffle, torch.Generator):
+            return torch.randperm(samples, generator=shuffle)
+        return shuffle.permutation(samples)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=epochs * per_epoch, initial=run.steps_done, desc=det.name, unit="step", leave=False,
+               disable=not (det.progress and run.main))
+    for module in objective.modules.values():
+        module.train()
+    for epoch in range(run.epoch, epochs):
+        perm = run.order(epoch, draw)
+        for b in run.batches(epoch):
+            chunk = perm[b * batch_size:(b + 1) * batch_size]
+            mine = run.share(chunk)                     # this process's part (all of it on one process)
+            out = objective.step(chunk, mine)
+            if out is not None:
+                losses, logs = out
+                for (key, opt), loss in zip(objective.optimisers.items(), losses):
+                    opt.zero_grad(set_to_none=True)     # also drops what an earlier loss left here
+                    run.scaled(loss, len(mine), len(chunk)).backward()
+                    run.reduce(params[key])
+                    opt.step()
+                for sched in objective.schedulers.values():
+                    sched.step()
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+            run.step_done(epoch, b + 1, perm, before_save=average_buffers)
+    bar.close()
+    average_buffers()
+    for module in objective.modules.values():
+        module.eval()
+    return run.elapsed()

@@ -197,6 +197,12 @@ class FrameGuard:
         out[rep.flipped] = out[rep.flipped][:, ::-1]
         return np.ascontiguousarray(out[rep.source])
 
+    def correct(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(T, H, W[, 3])`` uint8 -> (the frames upright and concealed as :meth:`apply` makes them,
+        which of them were turned ``(T,)`` bool): a detector turns its maps back with the second."""
+        report = self.inspect(frames)
+        return self.apply(frames, report), report.flipped
+
     # --- persistence --------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         """Arrays (for ``model.safetensors``) and JSON scalars (for ``config.json``)."""
@@ -234,26 +240,3 @@ class GuardStream:
             return frame
         self.since += 1
         return self.last if self.last is not None and self.since <= self.guard.max_gap else frame
-
-
-def add_to_run(run, data) -> "FrameGuard":
-    """Fit the guard of a run saved before guards existed (or refit it) from the training videos of the
-    dataset ``data``, and write it into the run folder; the networks and every other entry of
-    ``config.json`` stay as they are. Returns the guard."""
-    import json
-    from pathlib import Path
-
-    from vigil.data.layouts import load_dataset
-    from vigil.errors import VigilError
-    from vigil.models.base import Detector
-
-    run = Path(run)
-    det = Detector.load(run)
-    ds = load_dataset(data)
-    if not ds.train:
-        raise VigilError(f"{data}: no training videos to fit the frame guard on")
-    det.fit_guard(ds.train)
-    meta = json.loads((run / "config.json").read_text())
-    kept = {k: v for k, v in meta.items() if k not in ("format", "model", "config", "fitted", "guard")}
-    det.save(run, extra={**kept, "guard_data": str(Path(data).resolve())})
-    return det.guard_

@@ -1,6 +1,4 @@
-"""Detectors. Importing this package registers each one under its CLI name."""
+"""The detectors, one folder each (``network.py`` or ``features.py``, and ``detector.py``). Importing
+this package imports every model, and each registers itself under its CLI name (:mod:`vigil.registry`)."""
 
 from vigil.models import hybrid, ocrgan_video, truesight  # noqa: F401  (importing registers the models)
-from vigil.models.base import Detector, available, get_detector, register
-
-__all__ = ["Detector", "available", "get_detector", "register"]

@@ -16,14 +16,13 @@ each grid position attend across the ``T`` frames (:class:`TemporalAttention`), 
 *last* frame's attended features, real or predicted, patch by patch. Only the last frame differs
 between a real and a fake clip, so the adversarial loss trains the attention to compare the last
 frame with the rest of the clip. The detector (scoring, calibration, saving) lives in
-``ocrgan_video_detector.py``.
+``detector.py`` beside this file.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -32,36 +31,8 @@ from einops import rearrange
 
 from vigil.models.attention import MAX_FRAMES, TemporalAttention
 
-
-@dataclass(frozen=True)
-class OcrGanVideoConfig:
-    clip_len: int = 8             # frames per clip (8 or 16; any 2..32 works); fixed by the checkpoint
-    size: int = 64                # frames are resized to size x size, gray
-    blur_sigma: float = 1.0       # low band = Gaussian blur of the frame (pixels at 64 x 64)
-    gen_channels: int = 16        # generator width at full resolution (x2 per halving, 3 halvings)
-    feat_channels: int = 100      # discriminator feature size C, as in design document 000
-    heads: int = 4                # attention heads (4 for C = 100, as in the design document)
-    attention: bool = True        # False = the ablation: the discriminator sees the last frame only
-    epochs: int = 3               # passes over the training clips; fixed by the CPU budget, see README
-    batch_size: int = 8
-    lr: float = 2e-4              # Adam, as published
-    beta1: float = 0.5
-    beta2: float = 0.999
-    w_adv: float = 1.0            # published loss weights: adversarial, L1 reconstruction, feature matching
-    w_rec: float = 50.0
-    w_fm: float = 1.0
-    holdout: float = 0.15         # last fraction of every training video: calibration only, never trained on
-    rec_weight: float = 0.9       # published scoring rule: 0.9 x reconstruction + 0.1 x feature error
-    feat_weight: float = 0.1
-    attention_weight: float = 0.0  # extra component from the attention statistics (measured, off by default)
-    map_sigma: float = 2.0        # spatial smoothing of calibrated error maps before their max (pixels at 64)
-    # how a frame's error maps become its rec and feat numbers: "published", OCR-GAN's rule (the plain
-    # mean squared errors), or the "max" or "mean" of the per-location calibrated maps
-    pooling: str = "published"
-    score_sigma: float = 2.0      # temporal smoothing of the frame scores (frames)
-    false_alarm_rate: float = 0.01  # threshold_ gives this rate on held-out normal frames
-    seed: int = 0
-    guard: bool = True            # frames turned upright, noisy/blurred ones concealed (vigil.data.guard)
+if TYPE_CHECKING:
+    from vigil.models.ocrgan_video.detector import OcrGanVideoConfig
 
 
 # --- frequency decoupling -------------------------------------------------------------------------
@@ -285,7 +256,3 @@ class OcrGanVideoModel(nn.Module):
         fm = (fake_g.features - real_ng.features).pow(2).mean()
         g_loss = cfg.w_adv * adv + cfg.w_rec * rec + cfg.w_fm * fm
         return Losses(d_loss, g_loss, adv.detach(), rec.detach(), fm.detach()), out
-
-
-# registers the detector when this module is imported (``from vigil.models import ocrgan_video``)
-from vigil.models import ocrgan_video_detector as _detector  # noqa: E402,F401

@@ -29,9 +29,8 @@ The clip length is fixed by the checkpoint: the generator's input holds ``clip_l
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
-from pathlib import Path
+from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import cv2
@@ -40,17 +39,46 @@ import torch
 from einops import rearrange
 from scipy.ndimage import gaussian_filter
 
-from vigil import training
-from vigil.data.video import Video, working_frame
+from vigil import scoring, training
+from vigil.detector import Detector, ExportSpec, Input, resolve_device
 from vigil.errors import VigilError
 from vigil.models.attention import attention_statistics
-from vigil.models.base import Detector, as_video, register, resolve_device, seed_everything
-from vigil.models.ocrgan_video import OcrGanVideoConfig, OcrGanVideoModel
-from vigil.scoring import gaussian_smooth, robust_stats
-from vigil.training import TrainingRun
+from vigil.models.ocrgan_video.network import OcrGanVideoModel
+from vigil.registry import register
 
 COMPONENTS = ("rec", "feat", "attention")
 POOLINGS = ("max", "mean", "published")
+
+
+@dataclass(frozen=True)
+class OcrGanVideoConfig:
+    clip_len: int = 8             # frames per clip (8 or 16; any 2..32 works); fixed by the checkpoint
+    size: int = 64                # frames are resized to size x size, gray
+    blur_sigma: float = 1.0       # low band = Gaussian blur of the frame (pixels at 64 x 64)
+    gen_channels: int = 16        # generator width at full resolution (x2 per halving, 3 halvings)
+    feat_channels: int = 100      # discriminator feature size C, as in design document 000
+    heads: int = 4                # attention heads (4 for C = 100, as in the design document)
+    attention: bool = True        # False = the ablation: the discriminator sees the last frame only
+    epochs: int = 3               # passes over the training clips; fixed by the CPU budget, see README
+    batch_size: int = 8
+    lr: float = 2e-4              # Adam, as published
+    beta1: float = 0.5
+    beta2: float = 0.999
+    w_adv: float = 1.0            # published loss weights: adversarial, L1 reconstruction, feature matching
+    w_rec: float = 50.0
+    w_fm: float = 1.0
+    holdout: float = 0.15         # last fraction of every training video: calibration only, never trained on
+    rec_weight: float = 0.9       # published scoring rule: 0.9 x reconstruction + 0.1 x feature error
+    feat_weight: float = 0.1
+    attention_weight: float = 0.0  # extra component from the attention statistics (measured, off by default)
+    map_sigma: float = 2.0        # spatial smoothing of calibrated error maps before their max (pixels at 64)
+    # how a frame's error maps become its rec and feat numbers: "published", OCR-GAN's rule (the plain
+    # mean squared errors), or the "max" or "mean" of the per-location calibrated maps
+    pooling: str = "published"
+    score_sigma: float = 2.0      # temporal smoothing of the frame scores (frames)
+    false_alarm_rate: float = 0.01  # threshold_ gives this rate on held-out normal frames
+    seed: int = 0
+    guard: bool = True            # frames turned upright, noisy/blurred ones concealed (vigil.data.guard)
 
 
 class FrameOutputs(NamedTuple):
@@ -128,6 +156,11 @@ class OcrGanVideo(Detector):
     onnx_unsupported = None     # exports: WindowScorer is the graph (vigil.export)
     context_frames = 16 + 6   # class-level bound; a fitted model knows its own, see context()
     legacy_settings = {"pooling": "max"}     # runs saved before the setting were calibrated for the max
+    ranges = {"size": (8, None), "blur_sigma": (0.0, None), "gen_channels": (1, None),
+              "feat_channels": (1, None), "heads": (1, None), "epochs": (1, None), "batch_size": (1, None),
+              "lr": (0.0, None), "beta1": (0.0, 1.0), "beta2": (0.0, 1.0), "w_adv": (0.0, None), "w_rec": (0.0, None),
+              "w_fm": (0.0, None), "holdout": (0.0, 1.0), "map_sigma": (0.0, None), "score_sigma": (0.0, None),
+              "false_alarm_rate": (0.0, 1.0), "seed": (0, None)}
 
     def context(self) -> int:
         """Live history per score: one full clip for the newest frame, plus the past that the
@@ -146,116 +179,64 @@ class OcrGanVideo(Detector):
         self.model_ = OcrGanVideoModel(self.config).to(resolve_device(self.device))
         return self.model_
 
-    def _read(self, video: Video) -> np.ndarray:
-        """``(N, 64, 64)`` uint8 gray as read, before the frame guard."""
-        s = self.config.size
-        return video.frames(size=(s, s), gray=True)
-
-    def _frames(self, video: Video) -> np.ndarray:
-        return _to_float(self._guarded(self._read(video)))  # (N, 64, 64)
+    def _input(self, frame_size=None) -> Input:
+        """``(size, size)`` gray frames (64 x 64 by default)."""
+        return Input((self.config.size, self.config.size), gray=True)
 
     # --- training -------------------------------------------------------------------------------
-    def fit(self, videos: Sequence[Video | np.ndarray], *, checkpoint_dir=None, resume: bool = False,
-            checkpoint_every: float | None = 600.0) -> "OcrGanVideo":
+    def _fit(self, frames: list[np.ndarray], *, checkpoint_dir=None, resume: bool = False,
+             checkpoint_every: float | None = 600.0) -> None:
         """Train generator and discriminator on clips of normal videos, calibrate on their held-out
-        ends; returns ``self``.
-
-        ``checkpoint_dir``: write ``checkpoint.pt`` there at the end of every epoch and every
-        ``checkpoint_every`` seconds within one; ``resume=True`` continues from it (same result as
-        an uninterrupted run). Under torchrun each process trains on its share of every batch, the
-        gradients of each network are averaged across processes and rank 0 calibrates
-        (:mod:`vigil.training`).
-        """
+        ends (:func:`vigil.training.fit_loop`: ``checkpoint_dir`` / ``resume`` / ``checkpoint_every``;
+        under torchrun the gradients of each network are averaged across processes, rank 0 calibrates)."""
         cfg, T = self.config, self.config.clip_len
-        seed_everything(cfg.seed)
-        self.device = training.join(self.device)        # under torchrun: this process's device
         dev = resolve_device(self.device)
         model = self._build()
-        videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
-        if not videos:
-            raise VigilError(f"{self.name}: no training videos")
-        train_parts, cal_parts = self._split(videos)
+        train_parts, cal_parts = self._split([_to_float(f) for f in frames])
         index = [(i, s) for i, x in enumerate(train_parts) for s in range(len(x) - T + 1)]
         if not index:
             raise VigilError(f"{self.name}: every training video is shorter than one clip of {T} frames "
-                             f"({', '.join(v.name for v in videos[:5])}); use a shorter --clip-len or longer videos")
-        g_params = list(model.generator.parameters())
-        opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+                             f"({', '.join(str(len(f)) for f in frames[:5])} frames); use a shorter clip_len or "
+                             f"longer videos")
+        opt_g = torch.optim.Adam(model.generator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         rng = np.random.default_rng(cfg.seed)
-        steps_per_epoch = max(1, len(index) // cfg.batch_size)
-        total = cfg.epochs * steps_per_epoch
-        run = TrainingRun(self, state={"model": model, "opt_g": opt_g, "opt_d": opt_d}, shuffle=rng,
-                          samples=len(index), batches_per_epoch=steps_per_epoch, checkpoint_dir=checkpoint_dir,
-                          resume=resume, checkpoint_every=checkpoint_every)
-        # Under torchrun gradients are averaged by hand (run.reduce), not by DistributedDataParallel:
-        # one forward (model.losses) feeds two backward passes, G's then D's, and reaches the
-        # discriminator through its methods rather than forward(), while DDP expects one backward
-        # per forward of the module it wraps. One flat all-reduce per network is DDP's traffic.
-        run.broadcast(model)
-        d_params = list(model.discriminator.parameters())
-        bar = None
-        if self.progress and run.main:
-            from tqdm import tqdm
-            bar = tqdm(total=total, initial=run.steps_done, desc=f"{self.name} T={T}", unit="step", leave=False)
-        model.train()
-        for epoch in range(run.epoch, cfg.epochs):
-            order = run.order(epoch, lambda: rng.permutation(len(index)))
-            for k in run.batches(epoch):
-                chunk = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
-                mine = run.share(chunk)                 # this process's part (all of it on one process)
-                if mine is None:                        # fewer clips than processes
-                    run.step_done(epoch, k + 1, order)
-                    continue
-                picks = [index[j] for j in mine]
-                clip = torch.from_numpy(np.stack([train_parts[i][s:s + T] for i, s in picks])).to(dev)  # (B, T, H, W)
-                losses, _ = model.losses(clip)
-                opt_g.zero_grad(set_to_none=True)
-                run.scaled(losses.g, len(mine), len(chunk)).backward()
-                run.reduce(g_params)
-                opt_g.step()
-                opt_d.zero_grad(set_to_none=True)   # also drops what the G loss left on D
-                run.scaled(losses.d, len(mine), len(chunk)).backward()
-                run.reduce(d_params)
-                opt_d.step()
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(g=f"{losses.g.item():.3f}", d=f"{losses.d.item():.3f}", rec=f"{losses.rec.item():.4f}")
-                run.step_done(epoch, k + 1, order, before_save=lambda: run.average_buffers(model))
-        if bar is not None:
-            bar.close()
-        run.average_buffers(model)                      # BatchNorm statistics: the mean over processes
-        self.train_seconds_ = run.elapsed()
-        self.steps_ = total
-        model.eval()
-        if run.main:                                    # the others receive rank 0's calibration
-            self._calibrate(cal_parts)
-        training.share_fitted(self)
-        training.leave()
-        self.fit_guard(videos)
-        self.fitted_ = True
-        return self
 
-    def _split(self, videos: Sequence[Video]) -> tuple[list[np.ndarray], list[tuple[np.ndarray, int]]]:
+        def step(chunk, mine):
+            # one forward pass (model.losses) feeds both losses: G's, then D's (the loop steps G first)
+            if mine is None:
+                return None
+            clip = torch.from_numpy(np.stack([train_parts[i][s:s + T] for i, s in (index[j] for j in mine)])).to(dev)
+            losses, _ = model.losses(clip)                               # clip (B, T, H, W)
+            return [losses.g, losses.d], {"g": losses.g.item(), "d": losses.d.item(), "rec": losses.rec.item()}
+
+        objective = training.Objective({"model": model}, {"opt_g": opt_g, "opt_d": opt_d}, step)
+        self.train_seconds_ = training.fit_loop(self, objective, samples=len(index), epochs=cfg.epochs,
+                                                batch_size=cfg.batch_size, shuffle=rng, drop_last=True,
+                                                checkpoint_dir=checkpoint_dir, resume=resume,
+                                                checkpoint_every=checkpoint_every)
+        self.steps_ = cfg.epochs * max(1, len(index) // cfg.batch_size)
+        if training.is_main():                          # the others receive rank 0's calibration
+            self._calibrate(cal_parts)
+
+    def _split(self, videos: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[tuple[np.ndarray, int]]]:
         """Each video's frames to train on, and ``(frames, first held-out index)`` for calibration: the
         last ``holdout`` of every video long enough to keep a whole clip for training; when no video is,
         every frame after the first clip's context (calibrating on trained frames: optimistic)."""
         cfg, T = self.config, self.config.clip_len
         train_parts, held_parts = [], []
-        for v in videos:
-            x = self._frames(v)
-            n_hold = int(math.floor(cfg.holdout * len(x))) if len(x) - int(cfg.holdout * len(x)) >= T else 0
+        for x in videos:
+            n_hold = scoring.held_out_tail(len(x), cfg.holdout, keep=T)
             train_parts.append(x[: len(x) - n_hold])
             if n_hold:
                 held_parts.append((x, len(x) - n_hold))   # calibration frames = those from index on
         return train_parts, held_parts or [(x, T - 1) for x in train_parts]
 
-    def recalibrate(self, videos: Sequence[Video | np.ndarray]) -> "OcrGanVideo":
+    def recalibrate(self, videos) -> "OcrGanVideo":
         """Calibrate again on the held-out ends of the training ``videos`` without retraining, e.g. after
         changing ``pooling`` (the networks are unchanged). Returns ``self``."""
         self._check_fitted()
-        videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
-        self._calibrate(self._split(videos)[1])
+        self._calibrate(self._split([_to_float(self.frames_of(v)[0]) for v in videos])[1])
         return self
 
     def _calibrate(self, parts: list[tuple[np.ndarray, int]]) -> None:
@@ -273,10 +254,10 @@ class OcrGanVideo(Detector):
             self.att_mu_, self.att_sd_ = np.zeros((h, w, 5), np.float32), np.ones((h, w, 5), np.float32)
         raws = [self._raw_components(o) for o in outs]
         comps = np.stack([np.concatenate([r[k] for r in raws]) for k in COMPONENTS], 1)  # (N, 3)
-        self.comp_med_, self.comp_scale_ = robust_stats(comps, axis=0)
+        self.comp_med_, self.comp_scale_ = scoring.robust_stats(comps, axis=0)
         self.n_calibration_frames_ = int(len(rec))
         held = np.concatenate([self._combine(r, o.stats is not None) for r, o in zip(raws, outs)])
-        self.threshold_ = float(np.quantile(held, 1 - self.config.false_alarm_rate))
+        self.threshold_ = scoring.threshold(held, self.config.false_alarm_rate)
 
     def _fuse(self, raw: dict[str, np.ndarray], has_stats: bool) -> np.ndarray:
         """Per-frame scores before temporal smoothing: the normalised components, weighted."""
@@ -289,7 +270,7 @@ class OcrGanVideo(Detector):
 
     def _combine(self, raw: dict[str, np.ndarray], has_stats: bool) -> np.ndarray:
         """The final score of a run of frames: :meth:`_fuse`, smoothed over time."""
-        return gaussian_smooth(self._fuse(raw, has_stats), self.config.score_sigma)
+        return scoring.gaussian_smooth(self._fuse(raw, has_stats), self.config.score_sigma)
 
     def _normalise(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {k: (raw[k] - self.comp_med_[i]) / self.comp_scale_[i] for i, k in enumerate(COMPONENTS)}
@@ -324,10 +305,8 @@ class OcrGanVideo(Detector):
                             np.concatenate(stats) if stats else None,
                             np.concatenate(atts) if atts else None)
 
-    def _export_spec(self):
+    def _export_spec(self) -> ExportSpec:
         """The module ``vigil export`` writes: :class:`WindowScorer`, a window of frames of any length >= T."""
-        from vigil.export import ExportSpec
-
         cfg = self.config
         example = torch.rand(cfg.clip_len + 3, cfg.size, cfg.size, generator=torch.Generator().manual_seed(0)) * 2 - 1
         outputs = ["rec", "feat"] + (["stats", "attention"] if cfg.attention else [])
@@ -353,34 +332,34 @@ class OcrGanVideo(Detector):
             rec, feat = reduce(zs.reshape(len(zs), -1), 1), reduce(fz.reshape(len(fz), -1), 1)
         return {"rec": rec, "feat": feat, "attention": att, "_map": zs}
 
-    def score_components(self, video: Video | np.ndarray) -> ScoreComponents:
+    def score_components(self, video) -> ScoreComponents:
         """Every score component of every frame, normalised, and the combined, smoothed score."""
         self._check_fitted()
-        video = as_video(video)
-        o = self._infer(self._frames(video))
+        return self._components(self.frames_of(video)[0])
+
+    def _components(self, frames: np.ndarray) -> ScoreComponents:
+        o = self._infer(_to_float(frames))
         raw = self._raw_components(o)
         norm = self._normalise(raw)
         combined = self._combine(raw, o.stats is not None)
         return ScoreComponents(norm["rec"], norm["feat"], norm["attention"], combined, raw["_map"], o.stats)
 
-    def score(self, video: Video | np.ndarray) -> np.ndarray:
+    def _score(self, frames: np.ndarray) -> np.ndarray:
         """One score per frame, ``(T,)``; higher = more anomalous."""
-        return self.score_components(video).combined.astype(np.float64)
+        return self._components(frames).combined.astype(np.float64)
 
-    def score_maps(self, video: Video | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _score_maps(self, frames: np.ndarray, frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Scores ``(T,)`` and the calibrated prediction-error maps ``(T, H, W)`` at the frame's resolution."""
-        video = as_video(video)
-        c = self.score_components(video)
-        H, W = video.frame_size()
+        c = self._components(frames)
+        H, W = frame_size
         maps = np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_LINEAR) for m in c.maps]).astype(np.float32)
-        return c.combined.astype(np.float64), self._as_given(maps)
+        return c.combined.astype(np.float64), maps
 
-    def stream(self, maps: bool = False) -> "OcrGanStream":
-        """A live scorer that runs one clip per new frame (:class:`OcrGanStream`)."""
-        self._check_fitted()
+    def _live(self, maps: bool) -> "OcrGanStream":
+        """Live scoring that runs one clip per new frame (:class:`OcrGanStream`)."""
         return OcrGanStream(self, maps=maps)
 
-    def clip_attention(self, video: Video | np.ndarray) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:
+    def clip_attention(self, video) -> tuple[list[tuple[int, int]], np.ndarray, np.ndarray]:
         """Attention of the real (input) clips of a video, cut into consecutive clips of ``clip_len``.
 
         Returns ``[(first, last)]`` frame ranges (a short video gives one clip, front-padded with its
@@ -391,12 +370,12 @@ class OcrGanVideo(Detector):
         if not self.config.attention:
             raise VigilError(f"{self.name}: this run was trained without temporal attention (attention=False); "
                              f"there is nothing to explain")
-        video = as_video(video)
-        x, T = self._frames(video), self.config.clip_len
+        frames = self.frames_of(video)[0]
+        x, T = _to_float(frames), self.config.clip_len
         ends = sorted(set(list(range(T - 1, len(x), T)) + [len(x) - 1]))
         o = self._infer(x, keep_attention=True)
         ranges = [(max(0, e - T + 1), e) for e in ends]
-        return ranges, o.attention[ends], self.score(video)
+        return ranges, o.attention[ends], self._score(frames)
 
     # --- saving ---------------------------------------------------------------------------------
     def _state_arrays(self) -> dict[str, np.ndarray]:
@@ -451,38 +430,30 @@ def check_clip_len(det: Detector, clip_len: int | None, path="run") -> None:
 
 
 class OcrGanStream:
-    """Live scoring, one network pass per frame: the clip that ends at the new frame.
+    """Live state, one network pass per frame: the clip that ends at the new frame.
 
-    State: the last ``clip_len`` frames (at 64 x 64, through the frame guard) and the unsmoothed
-    scores of the frames that the temporal smoothing reaches (``context() - clip_len + 1``). Before
-    ``clip_len`` frames have arrived the first frame stands in for the missing past, as in
-    :meth:`OcrGanVideo.score`. ``update(frame)`` takes one ``(H, W, 3)`` RGB or ``(H, W)`` gray uint8
-    frame and returns its score — the Gaussian smoothing of the batch score, applied to the past
-    alone (it cannot look ahead) — and, with ``maps``, the calibrated prediction-error map at the
-    frame's size, in the orientation given. The generic :class:`~vigil.models.base.FrameStream` ran
-    ``context()`` clips per frame.
+    State: the last ``clip_len`` frames (at 64 x 64, prepared and guarded by
+    :class:`~vigil.detector.LiveStream`) and the unsmoothed scores of the frames that the temporal
+    smoothing reaches (``context() - clip_len + 1``). Before ``clip_len`` frames have arrived the
+    first frame stands in for the missing past, as in batch scoring. ``update(x, frame_size)``
+    returns the frame's score — the Gaussian smoothing of the batch score, applied to the past alone
+    (it cannot look ahead) — and, with ``maps``, the calibrated prediction-error map at ``frame_size``.
     """
 
     def __init__(self, det: OcrGanVideo, maps: bool = False):
         from collections import deque
 
-        from vigil.data.guard import GuardStream
-
         T = det.config.clip_len
         self.det, self.maps = det, maps
         self.frames: deque = deque(maxlen=T)
         self.fused: deque = deque(maxlen=det.context() - T + 1)
-        self.guard = GuardStream(det.guard_) if det.guard_ is not None and det.config.guard else None
 
-    def update(self, frame: np.ndarray) -> tuple[float, np.ndarray | None]:
-        det, s = self.det, self.det.config.size
-        frame = np.asarray(frame, dtype=np.uint8)
-        H, W = frame.shape[:2]
-        small = working_frame(frame, (s, s), gray=True)
-        flipped = False
-        if self.guard is not None:
-            small = self.guard.update(small)
-            flipped = self.guard.flipped
+    def reset(self) -> None:
+        self.frames.clear()
+        self.fused.clear()
+
+    def update(self, small: np.ndarray, frame_size: tuple[int, int]) -> tuple[float, np.ndarray | None]:
+        det = self.det
         x = _to_float(small)
         if not self.frames:                         # no past yet: the first frame repeated
             self.frames.extend([x] * (self.frames.maxlen - 1))
@@ -491,8 +462,8 @@ class OcrGanStream:
         o = det._infer(np.stack(self.frames), start=T - 1)        # the one clip ending at this frame
         raw = det._raw_components(o)
         self.fused.append(float(det._fuse(raw, o.stats is not None)[0]))
-        score = float(gaussian_smooth(np.asarray(self.fused), det.config.score_sigma)[-1])
+        score = float(scoring.gaussian_smooth(np.asarray(self.fused), det.config.score_sigma)[-1])
         if not self.maps:
             return score, None
-        m = cv2.resize(raw["_map"][0], (W, H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        return score, (m[::-1].copy() if flipped else m)
+        H, W = frame_size
+        return score, cv2.resize(raw["_map"][0], (W, H), interpolation=cv2.INTER_LINEAR).astype(np.float32)

@@ -3,7 +3,7 @@
 Shapes: ``T`` frames, ``H W`` a frame's own height and width, ``Gh Gw`` the cell grid of the working
 frame, ``N`` active cells, ``E`` evidence kinds. Scores: higher = more anomalous.
 
-Method (descriptors in :mod:`vigil.models.hybrid_features`):
+Method (descriptors in :mod:`vigil.models.hybrid.features`):
 
 1. **Regions.** Each frame is resized to a working width (240 px); OpenCV's DIS optical flow from the
    previous frame is computed, the frame's median flow (camera shake) subtracted, and the flow is
@@ -22,7 +22,7 @@ Method (descriptors in :mod:`vigil.models.hybrid_features`):
    (inactive cells count as ``floor_``): an object covers several cells while a flow error covers one.
 5. **Frame score** = the most anomalous neighbourhood, smoothed over time by a centred Gaussian (sigma
    3 frames, cut at 2 sigma: the batch score of frame t waits for frame t+6).
-   ``threshold_`` is the 99th percentile of held-out normal frame scores (1% false alarms).
+   ``threshold_`` is the score that a share ``false_alarm_rate`` (1%) of held-out normal frames exceed.
 
 Edge cases (each has a test): the first frame has no flow and takes the second frame's score; a
 one-frame video scores ``floor_``; a frame with nothing moving scores ``floor_`` (the 1st percentile
@@ -35,20 +35,18 @@ shake still scores finite values but, as the flow at the frame edges breaks down
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from sklearn.neighbors import NearestNeighbors
 
-from vigil import training
-from vigil.data.video import Video, working_frame
+from vigil import scoring, training
+from vigil.detector import Detector, Input
 from vigil.errors import VigilError
-from vigil.models.base import Detector, as_video, register
-from vigil.models.hybrid_features import (Cells, CellStream, PRESETS, cell_flows, empty_cells, working_size,
+from vigil.models.hybrid.features import (Cells, CellStream, PRESETS, cell_flows, empty_cells, working_size,
                                           window_speeds)
-from vigil.scoring import robust_stats
+from vigil.registry import register
 
 EVIDENCE = ("motion", "location", "dynamics", "appearance")
 _BANKS = {"motion": "velocity", "dynamics": "dynamics", "appearance": "appearance"}   # evidence -> descriptor
@@ -72,6 +70,7 @@ class HybridConfig:
     evidence: tuple = ("motion", "location")   # what is fused; the benchmark's ablation covers all four
     neighbourhood: int = 3        # cells averaged (3x3) before the max: a walker spans ~2x4 cells
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
+    false_alarm_rate: float = 0.01  # threshold_ gives this rate on held-out normal frames
     seed: int = 0
     guard: bool = True            # frames turned upright, noisy/blurred ones concealed (vigil.data.guard)
 
@@ -130,6 +129,10 @@ class Hybrid(Detector):
     Config = HybridConfig
     onnx_unsupported = ("it has no neural network (its scores come from OpenCV's DIS optical flow and scikit-learn "
                         "nearest-neighbour search, which ONNX cannot express); score its run folder instead")
+    ranges = {"max_width": (16, None), "cell": (1, None), "flow_scale": (0, 4), "history": (1, None),
+              "tau_factor": (0.0, None), "k": (1, None), "bank_size": (1, None), "shrinkage": (0.0, None),
+              "holdout": (0.0, 1.0), "neighbourhood": (1, None), "smooth_sigma": (0.0, None),
+              "false_alarm_rate": (0.0, 1.0), "seed": (0, None)}
 
     # --- fitting ------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -140,31 +143,23 @@ class Hybrid(Detector):
         if cfg.flow_preset not in PRESETS:
             raise VigilError(f"hybrid: flow_preset '{cfg.flow_preset}' is not one of {sorted(PRESETS)}")
 
-    def _read(self, video: Video) -> np.ndarray:
-        """``(T, H, W)`` uint8 at the working size (decoded once, then cached on disk)."""
-        return video.frames(size=self.size_, gray=True)
+    def _input(self, frame_size=None) -> Input:
+        """Gray frames at the working size, fixed at fit from the training footage's frame size."""
+        if frame_size is not None:
+            h, w = frame_size
+            self.size_ = working_size(w, h, self.config.max_width, self.config.cell)
+        return Input(self.size_, gray=True)
 
-    def _gray(self, video: Video) -> np.ndarray:
-        """:meth:`_read` through the frame guard."""
-        return self._guarded(self._read(video))
-
-    def fit(self, videos: Sequence[Video | np.ndarray]) -> "Hybrid":
+    def _fit(self, grays: list[np.ndarray]) -> None:
         self._check_config()
         cfg = self.config
-        videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
-        if not videos:
-            raise VigilError("hybrid: fit() needs at least one normal training video")
-        held = self._holdout(len(videos))
-        first = videos[0].frames()
-        self.size_ = working_size(first.shape[2], first.shape[1], cfg.max_width, cfg.cell)
-        grays = [self._gray(v) for v in videos]
+        held = self._holdout(len(grays))
         if sum(len(g) for g in grays) < 3:
             raise VigilError(f"hybrid: training videos hold {sum(len(g) for g in grays)} frames; need at least 3")
         # Pass 1, flow: the moving threshold comes from the training footage itself.
         self.tau_ = 0.0
         # under torchrun each process takes a share of the videos and every process gets all results;
         # each then fits the (cheap, deterministic) banks and calibration from the same features
-        training.join("cpu")
         flows = training.map_sharded(lambda i: self._cell_flows(grays[i]), len(grays))
         speeds = np.concatenate([window_speeds(f, cfg.history).ravel() for f in flows if f is not None])
         # Most cells of a fixed camera are static, so the median window speed is the flow noise; for
@@ -172,7 +167,6 @@ class Hybrid(Detector):
         self.tau_ = float(max(cfg.tau_factor * np.median(speeds), 1e-3))
         # Pass 2, descriptors, split into fitting and held-out (calibration) videos.
         cells = training.map_sharded(lambda i: self._describe(grays[i], flows[i]), len(grays))
-        training.leave()                          # what follows is the same on every process
         fit_cells = _concat([c for i, v in enumerate(cells) if i not in held for c in v])
         if len(fit_cells.idx) < cfg.k:
             raise VigilError(f"hybrid: only {len(fit_cells.idx)} moving cells in the training videos "
@@ -187,23 +181,19 @@ class Hybrid(Detector):
         # Calibration on held-out normal videos: per-evidence robust z, then the fused-score floor.
         held_cells = [cells[i] for i in sorted(held)]
         raw = self._evidence(_concat([c for v in held_cells for c in v]), calibrate=False)
-        med, scale = robust_stats(raw, axis=0)
+        med, scale = scoring.robust_stats(raw, axis=0)
         self.calib_ = np.stack([med, scale]).astype(np.float32)              # (2, E)
         fused = ((raw - med) / scale).sum(1)
         self.floor_ = float(np.percentile(fused, 1)) if len(fused) else 0.0
         held_scores = np.concatenate([self._frame_scores(v)[0] for v in held_cells])
-        self.threshold_ = float(np.percentile(held_scores, 99))
-        self.fit_guard(videos)
-        self.fitted_ = True
-        return self
+        self.threshold_ = scoring.threshold(held_scores, cfg.false_alarm_rate)
 
     def _holdout(self, n_videos: int) -> set[int]:
         """Indices of held-out videos: evenly spaced, a ``holdout`` fraction, at least one, never all."""
         if n_videos < 2:
             raise VigilError("hybrid: fit() needs at least two normal training videos "
                              "(one is held out to calibrate the scores)")
-        n = min(n_videos - 1, max(1, int(round(self.config.holdout * n_videos))))
-        return {int(i) for i in np.linspace(n_videos - 1, 0, n, endpoint=False).round()}
+        return scoring.held_out_videos(n_videos, self.config.holdout)
 
     def _describe(self, gray: np.ndarray, flows: np.ndarray | None) -> list[Cells | None]:
         """Per-frame :class:`Cells` of one video (``None`` for frame 0) from precomputed cell flows."""
@@ -239,24 +229,20 @@ class Hybrid(Detector):
         cfg = self.config
         return cell_flows(gray, cfg.cell, cfg.flow_preset, cfg.flow_scale)
 
-    def _cells(self, video: Video) -> list[Cells | None]:
-        gray = self._gray(video)
+    def _cells(self, gray: np.ndarray) -> list[Cells | None]:
         return self._describe(gray, self._cell_flows(gray))
 
-    def score(self, video: Video | np.ndarray) -> np.ndarray:
+    def _score(self, gray: np.ndarray) -> np.ndarray:
         """One score per frame ``(T,)``; higher = more anomalous; ``threshold_`` flags 1% of normal frames."""
-        self._check_fitted()
-        return self._frame_scores(self._cells(as_video(video)))[0]
+        return self._frame_scores(self._cells(gray))[0]
 
-    def score_maps(self, video: Video | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _score_maps(self, gray: np.ndarray, frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Scores ``(T,)`` and maps ``(T, H, W)`` float32: neighbourhood-averaged fused cell scores."""
-        self._check_fitted()
-        video = as_video(video)
-        cells = self._cells(video)
+        cells = self._cells(gray)
         scores, per_cell = self._frame_scores(cells)
-        h, w = video.frame_size()
+        h, w = frame_size
         maps = np.stack([self._map(c, s, (w, h)) for c, s in zip(cells, per_cell)])
-        return scores, self._as_given(maps)
+        return scores, maps
 
     def _grid(self, cells: Cells | None, fused: np.ndarray) -> np.ndarray:
         """``(Gh, Gw)`` neighbourhood-averaged fused scores; ``floor_`` where nothing moves."""
@@ -271,9 +257,8 @@ class Hybrid(Detector):
     def _map(self, cells: Cells | None, fused: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return cv2.resize(self._grid(cells, fused), size, interpolation=cv2.INTER_NEAREST)
 
-    def stream(self, maps: bool = True) -> "HybridStream":
-        """A live scorer: ``update(frame) -> (score, map)`` keeping only a few past frames (maps are free here)."""
-        self._check_fitted()
+    def _live(self, maps: bool) -> "HybridStream":
+        """Live state keeping only a few past frames (maps are free here, so always given)."""
         return HybridStream(self)
 
     # --- save / load --------------------------------------------------------------------------
@@ -300,29 +285,25 @@ class Hybrid(Detector):
 
 
 class HybridStream:
-    """Frame-by-frame scoring for live use; state is the previous frame and ``history`` cell flows.
+    """Frame-by-frame live state; it is the previous frame and ``history`` cell flows.
 
-    ``update(frame)`` takes one ``(H, W, 3)`` RGB or ``(H, W)`` gray uint8 frame and returns its raw
-    (unsmoothed) score and its ``(H, W)`` map. The first frame has no flow and returns ``floor_``.
+    ``update(gray, frame_size)`` takes one gray uint8 frame at the working size (prepared and
+    guarded by :class:`~vigil.detector.LiveStream`) and returns its raw (unsmoothed) score and its
+    map at ``frame_size`` ``(H, W)``. The first frame has no flow and returns ``floor_``.
     """
 
     def __init__(self, det: Hybrid):
-        from vigil.data.guard import GuardStream
-
         self.det, self.cells = det, det._stream()
-        self.guard = GuardStream(det.guard_) if det.guard_ is not None and det.config.guard else None
 
-    def update(self, frame: np.ndarray) -> tuple[float, np.ndarray]:
-        frame = np.asarray(frame, dtype=np.uint8)
-        h, w = frame.shape[:2]
-        small = working_frame(frame, self.det.size_, gray=True)
-        cells = self.cells.update(small if self.guard is None else self.guard.update(small))
+    def reset(self) -> None:
+        self.cells.reset()
+
+    def update(self, small: np.ndarray, frame_size: tuple[int, int]) -> tuple[float, np.ndarray]:
+        h, w = frame_size
+        cells = self.cells.update(small)
         fused = self.det._evidence(cells).sum(1) if cells is not None and len(cells.idx) else np.zeros(0)
         grid = self.det._grid(cells, fused)
-        m = cv2.resize(grid, (w, h), interpolation=cv2.INTER_NEAREST)
-        if self.guard is not None and self.guard.flipped:     # the map in the orientation given
-            m = m[::-1].copy()
-        return float(grid.max()), m
+        return float(grid.max()), cv2.resize(grid, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def _concat(cells: list[Cells]) -> Cells:

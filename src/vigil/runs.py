@@ -1,0 +1,135 @@
+"""Run folders: train one (and resume it), open one, give an older one a frame guard.
+
+A run folder is what ``vigil train --out RUN`` writes: ``model.safetensors`` and ``config.json``
+(:meth:`vigil.detector.Detector.save`), and, for models trained by epochs, ``train_args.json``
+(what the command was given, so ``vigil train --resume RUN`` needs nothing else) and, while
+training, ``checkpoint.pt`` (:mod:`vigil.training`). The command line and the benchmarks call these
+functions; they hold the logic the CLI used to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from vigil import training
+from vigil.data import load_dataset
+from vigil.detector import Detector, machine_info, resolve_device
+from vigil.errors import VigilError
+from vigil.io import write_json
+from vigil.registry import get_detector
+
+TRAIN_ARGS = "train_args.json"      # what `vigil train` was given, for `vigil train --resume RUN`
+
+
+def load(path: str | os.PathLike, *, device: str = "cpu") -> Detector:
+    """A trained detector: a run folder written by ``vigil train``, or a ``.onnx`` file written by
+    ``vigil export`` (its network then runs in ONNX Runtime)."""
+    if Path(path).suffix.lower() == ".onnx":
+        from vigil.export import load_onnx
+
+        return load_onnx(path, device=device)
+    return Detector.load(path, device=device)
+
+
+def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, settings: dict | None = None,
+          device: str = "cpu", progress: bool = True, command: str = "", resume: bool = False,
+          checkpoint_every: float | None = 600.0, record: dict | None = None,
+          say: Callable[[str], None] = lambda _: None) -> tuple[Detector, Path | None, float]:
+    """Train ``model`` on the training videos of the dataset ``data`` and write the run folder ``out``.
+
+    ``settings``: the model's settings (checked on construction, before any data is read).
+    ``record``: what to keep in ``train_args.json`` for a resume (models trained by epochs).
+    ``resume``: continue the interrupted run in ``out`` from its checkpoint. Under torchrun every
+    process trains and only rank 0 writes; returns ``(detector, run folder or None on the other
+    processes, seconds)``. ``say`` receives the lines a user should see (the dataset's summary).
+    """
+    main = training.is_main()
+    out = Path(out)
+    if not resume and (out / training.CHECKPOINT).is_file():
+        # a fresh start would delete it: an interrupted run's work is never dropped silently
+        raise VigilError(f"{out / training.CHECKPOINT}: an interrupted training run is here; continue it "
+                         f"with 'vigil train --resume {out}', or delete that file to start again")
+    klass = get_detector(model)
+    resolve_device(device)                           # fail before any data is read
+    det = klass(device=device, progress=progress and main, **(settings or {}))     # checks the settings
+    ds = load_dataset(data)
+    if main:
+        say(ds.describe())
+    if not ds.train:
+        raise VigilError(f"{data}: no training videos to learn normality from")
+    t0 = time.time()
+    if klass.resumable:
+        if main and not resume:
+            write_train_args(out, {"model": klass.name, "data": str(Path(data).resolve()), **(record or {}),
+                                   "device": device, "command": command})
+        det.fit(ds.train, checkpoint_dir=out, resume=resume, checkpoint_every=checkpoint_every)
+    else:
+        det.fit(ds.train)
+    seconds = time.time() - t0
+    if not main:
+        return det, None, seconds
+    det.save(out, extra={"data": str(Path(data).resolve()), "layout": ds.layout, "train_seconds": round(seconds, 2),
+                         "machine": machine_info(), "command": command, "processes": training.world_size(),
+                         **({"resumed": True} if resume else {})})
+    finish_run(out)
+    return det, out, seconds
+
+
+def write_train_args(folder: str | os.PathLike, args: dict, finished: bool = False) -> None:
+    """Record the command's arguments in ``folder/train_args.json`` (atomically)."""
+    write_json(Path(folder) / TRAIN_ARGS, {**args, "finished": finished})
+
+
+def finish_run(folder: str | os.PathLike) -> None:
+    """After the model is saved: drop the checkpoint and mark the run finished."""
+    folder = Path(folder)
+    args = folder / TRAIN_ARGS
+    if args.is_file():
+        write_train_args(folder, {k: v for k, v in json.loads(args.read_text()).items() if k != "finished"},
+                         finished=True)
+    (folder / training.CHECKPOINT).unlink(missing_ok=True)
+
+
+def resume_arguments(run: str | os.PathLike) -> dict[str, Any]:
+    """The arguments an interrupted ``vigil train`` was given, after checking that ``run`` holds a
+    readable checkpoint of that model; one clear error otherwise."""
+    run = Path(run)
+    if not run.is_dir():
+        raise VigilError(f"{run}: no such run folder")
+    args_file, ckpt_file = run / TRAIN_ARGS, run / training.CHECKPOINT
+    if not args_file.is_file():
+        raise VigilError(f"{args_file}: missing (is {run} a run folder written by 'vigil train'?)")
+    try:
+        args = json.loads(args_file.read_text())
+        model, finished = args["model"], args.get("finished", False)
+        args["data"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise VigilError(f"{args_file}: corrupt training arguments ({e.__class__.__name__}: {e})") from None
+    if not ckpt_file.is_file():
+        if finished:
+            raise VigilError(f"{run}: this run has finished (see {run}/model.safetensors); nothing to resume")
+        raise VigilError(f"{ckpt_file}: missing; the run stopped before its first checkpoint, so start it again")
+    saved = training.read_checkpoint(ckpt_file).get("model")
+    if saved != model:
+        raise VigilError(f"{ckpt_file}: checkpoint of model '{saved}', but {args_file} says '{model}'")
+    return args
+
+
+def add_guard(run: str | os.PathLike, data: str | os.PathLike):
+    """Fit the guard of a run saved before guards existed (or refit it) from the training videos of the
+    dataset ``data``, and write it into the run folder; the networks and every other entry of
+    ``config.json`` stay as they are. Returns the guard."""
+    run = Path(run)
+    det = Detector.load(run)
+    ds = load_dataset(data)
+    if not ds.train:
+        raise VigilError(f"{data}: no training videos to fit the frame guard on")
+    det.fit_guard(ds.train)
+    meta = json.loads((run / "config.json").read_text())
+    kept = {k: v for k, v in meta.items() if k not in ("format", "model", "config", "fitted", "guard")}
+    det.save(run, extra={**kept, "guard_data": str(Path(data).resolve())})
+    return det.guard_
