@@ -80,6 +80,7 @@ def cmd_train(args) -> None:
         # a fresh start would delete it: an interrupted run's work is never dropped silently
         raise VigilError(f"{Path(args.out) / training.CHECKPOINT}: an interrupted training run is here; continue it "
                          f"with 'vigil train --resume {args.out}', or delete that file to start again")
+    _writable(args.out, folder=True)                 # a read-only or full disk: refused before fitting
     args.device = args.device or "cpu"
     command = getattr(args, "original_command", None) or "vigil " + " ".join(args.argv)
     klass = get_detector(args.model)
@@ -110,6 +111,13 @@ def cmd_train(args) -> None:
     print(f"trained {klass.name} in {time.time() - t0:.1f}s -> {out}/model.safetensors, {out}/config.json")
 
 
+def _writable(path: str, folder: bool = False) -> Path:
+    """Refuse a read-only, full or unwritable output place in one line, before any long work."""
+    from vigil.io import check_writable
+
+    return check_writable(path, folder=folder)
+
+
 def _load(run: str, device: str):
     """A run folder, or a ``.onnx`` file written by ``vigil export`` (network in ONNX Runtime)."""
     if Path(run).suffix.lower() == ".onnx":
@@ -124,6 +132,7 @@ def _load(run: str, device: str):
 def cmd_export(args) -> None:
     from vigil.export import export_onnx
 
+    _writable(args.out)
     det = _load(args.run, "cpu")
     if det._runtime is not None:
         raise VigilError(f"{args.run}: already an ONNX file; export the run folder it came from")
@@ -138,6 +147,9 @@ def cmd_score(args) -> None:
     from vigil.data import open_videos
     from vigil.io import write_scores_csv
 
+    _writable(args.out)
+    if args.maps:
+        _writable(args.maps, folder=True)
     det = _load(args.run, args.device)
     videos = open_videos(args.data)
     scores, n = {}, 0
@@ -161,6 +173,8 @@ def cmd_evaluate(args) -> None:
     from vigil.evaluate import evaluate_csv
     from vigil.io import write_json
 
+    if args.json:
+        _writable(args.json)
     m = evaluate_csv(args.scores, args.data)
     print(m.table())
     result = m.as_dict()
@@ -184,27 +198,25 @@ def cmd_explain(args) -> None:
         except ValueError:
             raise VigilError(f"--position {args.position!r}: expected H,W (two integers)") from None
         pos = (h, w)
+    _writable(args.out, folder=True)
     out = explain_video(Path(args.run), Path(args.data), Path(args.out), position=pos, device=args.device)
     print(f"attention explained -> {out}")
 
 
 def cmd_watch(args) -> None:
-    from vigil.watch import watch
+    from vigil.watch import check_options, watch
 
-    det = _load(args.run, args.device)
-    f = open(args.events, "a", encoding="utf-8") if args.events else None
-    try:
-        watch(det, args.source, events_out=f, save_dir=args.save_events, webhook=args.webhook,
-              realtime=args.realtime, min_frames=args.min_frames, gap_frames=args.gap_frames,
-              max_retries=args.max_retries, status=not args.quiet, threshold=args.threshold)
-    finally:
-        if f:
-            f.close()
+    opts = dict(events_out=args.events, save_dir=args.save_events, webhook=args.webhook, realtime=args.realtime,
+                min_frames=args.min_frames, gap_frames=args.gap_frames, max_retries=args.max_retries,
+                threshold=args.threshold)
+    check_options(**opts)                            # bad options, URL or output place: before loading
+    watch(_load(args.run, args.device), args.source, status=not args.quiet, **opts)
 
 
 def cmd_report(args) -> None:
     from vigil.report import build_report
 
+    _writable(args.out)
     out = build_report(args.run, args.data, args.out, device=args.device, progress=not args.quiet)
     print(f"report written to {out}")
 
@@ -212,6 +224,7 @@ def cmd_report(args) -> None:
 def cmd_synth(args) -> None:
     from vigil.data.synthetic import generate
 
+    _writable(args.out, folder=True)
     out = generate(args.out, seed=args.seed)
     print(f"synthetic corridor written to {out}")
 
@@ -219,6 +232,7 @@ def cmd_synth(args) -> None:
 def cmd_corrupt(args) -> None:
     from vigil.corrupt import Corruption, corrupt_dataset
 
+    _writable(args.out, folder=True)
     spec = Corruption(flip=args.flip, noise=args.noise, blur=args.blur, drop=args.drop, dup=args.dup,
                       noise_sigma=args.noise_sigma, blur_sigma=args.blur_sigma)
     out = corrupt_dataset(args.data, args.out, spec, seed=args.seed, splits=args.splits, force=args.force,
@@ -229,6 +243,7 @@ def cmd_corrupt(args) -> None:
 def cmd_guard(args) -> None:
     from vigil.data.guard import add_to_run
 
+    _writable(args.run, folder=True)
     g = add_to_run(args.run, args.data)
     flip = "on" if g.flip_enabled else "off (the scene looks alike both ways up)"
     print(f"frame guard fitted on {g.diagnostics['frames']} training frames and saved in {args.run} "
@@ -243,7 +258,7 @@ def cmd_demo(args) -> None:
     from vigil.metrics import auc
     from vigil.models import get_detector
 
-    root = Path(args.out)
+    root = _writable(args.out, folder=True)
     data = generate(root / "data", seed=args.seed)
     ds = load_dataset(data)
     print(ds.describe())
@@ -447,6 +462,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vigil: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:                 # last resort: a disk that filled (or went read-only) mid-write
+        from vigil.io import disk_error
+
+        err = disk_error(e.filename or getattr(args, "out", None) or "output", e)
+        if err is None:
+            raise
+        print(f"vigil: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
