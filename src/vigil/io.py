@@ -102,21 +102,24 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:                    # a parent that is a file, no permission, a read-only disk
         raise (disk_error(path, e) or VigilError(f"{path}: cannot write here ({e.strerror or e})")) from None
+    ours = True                             # False while the caller's code runs
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)      # mkstemp makes private files; results are for sharing
         with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as f:
+            ours = False
             try:
                 yield f
-            except OSError as e:            # from the caller's writes: only a full disk is ours to name
+            except OSError as e:            # from the caller's code: only a full disk is ours to name
                 if e.errno in _FULL:
                     raise disk_error(path, e) from None
                 raise
+            ours = True
             _fsync(f)
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(e, OSError) and disk_error(path, e):
+        if ours and isinstance(e, OSError) and disk_error(path, e):
             raise disk_error(path, e) from None
         raise
 

@@ -288,10 +288,13 @@ class ClipRecorder:
                     _fsync(f)
             except OSError as e:
                 return str(disk_error(path, e) or f"{path}: {e.strerror or e}")
+            size, riff = tmp.stat().st_size, _riff_size(tmp)
+            if riff is None or size < riff:               # the writer wrote less than it meant to: a full disk
+                return _why_not_written(path, f"the video writer wrote {size} of {riff or '?'} bytes")
             cap = cv2.VideoCapture(str(tmp))
             n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
             cap.release()
-            if tmp.stat().st_size == 0 or n != len(frames):
+            if n != len(frames):
                 return _why_not_written(path, f"the clip holds {n} of its {len(frames)} frames")
             os.replace(tmp, path)
             return None
@@ -300,6 +303,15 @@ class ClipRecorder:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _riff_size(path: Path) -> int | None:
+    """The bytes an AVI says it holds (its RIFF chunk, header included), or None if it is no AVI."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return None
+    return int.from_bytes(head[4:8], "little") + 8
 
 
 def _why_not_written(path: Path, fallback: str) -> str:
@@ -549,7 +561,9 @@ def watch(detector, source: str, *, events_out=None, save_dir: str | None = None
                 sender.close(0.0 if state.get("hurry") else None)
             out.close()
             if said:
-                log(f"vigil: {unsaved[0]} event lines and {unsaved[1]} events' clips or maps could not be saved")
+                log("vigil: not saved: " + ", ".join(
+                    f"{k} of {len(done)} {what}" for k, what in zip(unsaved, ("event lines", "events' clips or maps"))
+                    if k))
             if status and n:
                 dt = time.monotonic() - t0
                 print(f"\nwatched {n} frames in {dt:.1f}s ({n / max(dt, 1e-9):.1f} frames/s), {len(done)} events",
