@@ -69,7 +69,7 @@ class WebhookSender:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
         self._stop = threading.Event()                  # set: give up waiting and retrying
         self._opener = urllib.request.build_opener(_NoRedirect)
-        self._busy = False
+        self._busy, self._abandoned = False, 0
         self._thread = threading.Thread(target=self._run, name="vigil-webhook", daemon=True)
         self._thread.start()
 
@@ -106,7 +106,7 @@ class WebhookSender:
         except queue.Full:
             pass
         self._thread.join(timeout=min(self.timeout, 1.0))  # a request in flight: not waited for long
-        left = sum(1 for e in list(self._queue.queue) if e is not None) + (1 if self._busy else 0)
+        left = sum(1 for e in list(self._queue.queue) if e is not None) + (1 if self._busy else 0) + self._abandoned
         lost = self.failed + self.dropped + left
         if lost:
             total = self.delivered + lost
@@ -120,22 +120,23 @@ class WebhookSender:
             ev = self._queue.get()
             if ev is None:
                 return
+            if self._stop.is_set():                     # closed: the rest is counted as not delivered
+                self._abandoned += 1
+                continue
             self._busy = True
             try:
-                if self._stop.is_set():
-                    self._queue.put_nowait(ev)          # counted as waiting by close()
-                    return
-                if self._deliver(ev):
-                    self.delivered += 1
-                elif not self._stop.is_set():
-                    self.failed += 1
-                else:
-                    self._queue.put_nowait(ev)
-                    return
+                result = self._deliver(ev)
             finally:
                 self._busy = False
+            if result is True:
+                self.delivered += 1
+            elif result is None:                        # closed during a back-off
+                self._abandoned += 1
+            else:
+                self.failed += 1
 
-    def _deliver(self, ev) -> bool:
+    def _deliver(self, ev) -> bool | None:
+        """True: delivered; False: failed (after its attempts, or refused); None: closed before the end."""
         body = ev.as_json().encode()
         for attempt in range(1, self.attempts + 1):
             wait, why = None, None
@@ -172,7 +173,7 @@ class WebhookSender:
                 return False
             delay = min(self.max_backoff, wait if wait is not None else self.backoff * 2 ** (attempt - 1))
             if self._stop.wait(delay):
-                return False
+                return None
         return False
 
 
