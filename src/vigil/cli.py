@@ -358,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score frames as they arrive. An event (score above the model's calibrated "
                                    "threshold for --min-frames frames, ending after --gap-frames below it) is "
                                    "written as one JSON line when it ends. Live sources that drop are reopened "
-                                   "with back-off; Ctrl-C ends cleanly, writing the open event.")
+                                   "with back-off; after a drop scoring starts afresh. Ctrl-C and SIGTERM end "
+                                   "cleanly, writing the open event; SIGHUP reopens the --events file.")
     _add_run_args(w, run_help="run folder written by 'vigil train', or a .onnx file written by 'vigil export'",
                   quiet_help="no status line")
     w.add_argument("source", help="a video file, a folder of frames, a camera index (0, 1, ...) or a stream URL "

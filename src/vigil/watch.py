@@ -481,6 +481,8 @@ def watch(detector, source: str, *, events_out=None, save_dir: str | None = None
             return
         if state["stopping"] or state["stop"] is not None:
             state["hurry"] = True                         # a second signal: do not wait for the webhook
+            if sender is not None:
+                sender.abort()
             return
         state["stop"] = signal.Signals(signum).name
         if not state["critical"]:

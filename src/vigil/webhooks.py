@@ -85,6 +85,10 @@ class WebhookSender:
                          f"event {event.event} and any more while the queue is full are not sent")
             return False
 
+    def abort(self) -> None:
+        """Stop retrying and waiting now (a second Ctrl-C during the drain); safe from a signal handler."""
+        self._stop.set()
+
     @property
     def pending(self) -> int:
         """Events queued or being sent."""
@@ -98,7 +102,7 @@ class WebhookSender:
             self._queue.put(None, timeout=max(0.0, limit))   # the worker ends here
         except queue.Full:
             pass
-        while self._thread.is_alive() and time.monotonic() < deadline:
+        while self._thread.is_alive() and time.monotonic() < deadline and not self._stop.is_set():
             self._thread.join(timeout=min(0.05, max(0.0, deadline - time.monotonic())))
         self._stop.set()
         try:
