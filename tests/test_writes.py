@@ -17,7 +17,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import vigil.io
@@ -255,3 +254,32 @@ def test_main_turns_a_stray_disk_oserror_into_one_line(monkeypatch, capsys, tmp_
     monkeypatch.setattr(vigil.cli, "build_parser", build)
     code, _, err = _run(capsys, ["models"])
     assert code == 2 and err == f"vigil: error: {tmp_path / 'x.png'}: no space left on device\n"
+
+
+class _FullFile(io.StringIO):
+    """An events file on a disk that is full."""
+
+    def write(self, s):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_watch_goes_on_when_the_events_file_cannot_be_written(trained_hybrid, synthetic, capsys):
+    from vigil.watch import watch
+
+    class Hook:                                      # stands in for the webhook: it still gets every event
+        got = []
+
+        def submit(self, ev):
+            self.got.append(ev)
+
+        def close(self, drain_seconds=None):
+            return 0
+
+        def abort(self):
+            pass
+
+    hook = Hook()
+    events = watch(trained_hybrid, str(synthetic.test[0].source), events_out=_FullFile(), status=False, webhook=hook)
+    err = capsys.readouterr().err
+    assert len(events) >= 2 and hook.got == events
+    assert err.count("no space left on device") == 1 and "Traceback" not in err

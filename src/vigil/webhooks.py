@@ -13,7 +13,6 @@ were not delivered.
 
 from __future__ import annotations
 
-import json
 import queue
 import sys
 import threading
