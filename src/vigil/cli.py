@@ -243,7 +243,8 @@ def cmd_corrupt(args) -> None:
 def cmd_guard(args) -> None:
     from vigil.data.guard import add_to_run
 
-    _writable(args.run, folder=True)
+    if Path(args.run).is_dir():
+        _writable(args.run, folder=True)
     g = add_to_run(args.run, args.data)
     flip = "on" if g.flip_enabled else "off (the scene looks alike both ways up)"
     print(f"frame guard fitted on {g.diagnostics['frames']} training frames and saved in {args.run} "

@@ -555,10 +555,13 @@ def watch(detector, source: str, *, events_out=None, save_dir: str | None = None
         state["stopping"] = True
         why = state["stop"] if state["stop"] and state["stop"] != "SIGINT" else "interrupted"
         log(f"vigil: {why}; writing the open event")
+    except VigilError:                                    # the source gave up (unreachable): it dropped
+        state["dropped"] = True
+        raise
     finally:
         state["stopping"] = True
         try:
-            emit(tracker.flush("stop" if state["stop"] else "end"))
+            emit(tracker.flush("stop" if state["stop"] else "drop" if state.get("dropped") else "end"))
             if sender is not None:                        # drains for a bounded time, says what was lost
                 sender.close(0.0 if state.get("hurry") else None)
             out.close()
