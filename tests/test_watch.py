@@ -120,10 +120,11 @@ def test_watch_stream_end_to_end_and_gives_up_cleanly(trained_truesight, synthet
     url = f"http://127.0.0.1:{srv.server_address[1]}/stream.mjpg"
     out = io.StringIO()
     try:
-        watch(trained_truesight, url, events_out=out, status=False, max_frames=10, backoff=0.05)
+        events = watch(trained_truesight, url, events_out=out, status=False, max_frames=10, backoff=0.05)
     finally:
         srv.shutdown()
         srv.server_close()
+    assert events == [] and out.getvalue() == ""          # normal footage: nothing to report, nothing written
     with pytest.raises(VigilError, match="unreachable after 2 reconnection attempts"):
         list(read_frames(url, max_retries=2, backoff=0.01, log=lambda m: None))
 

@@ -40,6 +40,7 @@ def cmd_train(args) -> None:
     elif not (args.model and args.data and args.out):
         raise VigilError("train: --model, --data and --out are required (or --resume RUN)")
     settings = model_settings(get_detector(args.model), args.set, epochs=args.epochs, seed=args.seed)
+    _writable(args.out, folder=True)                 # a read-only or full disk: refused before fitting
     det, out, seconds = runs.train(
         args.model, args.data, args.out, settings=settings, device=args.device or "cpu", progress=not args.quiet,
         command=getattr(args, "original_command", None) or "vigil " + " ".join(args.argv), resume=bool(args.resume),
@@ -47,6 +48,13 @@ def cmd_train(args) -> None:
         say=lambda line: print(line, file=sys.stderr))
     if out is not None:
         print(f"trained {det.name} in {seconds:.1f}s -> {out}/model.safetensors, {out}/config.json")
+
+
+def _writable(path: str, folder: bool = False) -> Path:
+    """Refuse a read-only, full or unwritable output place in one line, before any long work."""
+    from vigil.io import check_writable
+
+    return check_writable(path, folder=folder)
 
 
 def _load(run: str, device: str):
@@ -58,6 +66,7 @@ def _load(run: str, device: str):
 def cmd_export(args) -> None:
     from vigil.export import export_onnx
 
+    _writable(args.out)
     det = _load(args.run, "cpu")
     if det._runtime is not None:
         raise VigilError(f"{args.run}: already an ONNX file; export the run folder it came from")
@@ -72,6 +81,9 @@ def cmd_score(args) -> None:
     from vigil.data import open_videos
     from vigil.io import write_scores_csv
 
+    _writable(args.out)
+    if args.maps:
+        _writable(args.maps, folder=True)
     det = _load(args.run, args.device)
     videos = open_videos(args.data)
     scores, n = {}, 0
@@ -95,6 +107,8 @@ def cmd_evaluate(args) -> None:
     from vigil.evaluate import evaluate_csv
     from vigil.io import write_json
 
+    if args.json:
+        _writable(args.json)
     m = evaluate_csv(args.scores, args.data)
     print(m.table())
     result = m.as_dict()
@@ -118,27 +132,25 @@ def cmd_explain(args) -> None:
         except ValueError:
             raise VigilError(f"--position {args.position!r}: expected H,W (two integers)") from None
         pos = (h, w)
+    _writable(args.out, folder=True)
     out = explain_video(Path(args.run), Path(args.data), Path(args.out), position=pos, device=args.device)
     print(f"attention explained -> {out}")
 
 
 def cmd_watch(args) -> None:
-    from vigil.watch import watch
+    from vigil.watch import check_options, watch
 
-    det = _load(args.run, args.device)
-    f = open(args.events, "a", encoding="utf-8") if args.events else None
-    try:
-        watch(det, args.source, events_out=f, save_dir=args.save_events, webhook=args.webhook,
-              realtime=args.realtime, min_frames=args.min_frames, gap_frames=args.gap_frames,
-              max_retries=args.max_retries, status=not args.quiet, threshold=args.threshold)
-    finally:
-        if f:
-            f.close()
+    opts = dict(events_out=args.events, save_dir=args.save_events, webhook=args.webhook, realtime=args.realtime,
+                min_frames=args.min_frames, gap_frames=args.gap_frames, max_retries=args.max_retries,
+                threshold=args.threshold)
+    check_options(**opts)                            # bad options, URL or output place: before loading
+    watch(_load(args.run, args.device), args.source, status=not args.quiet, **opts)
 
 
 def cmd_report(args) -> None:
     from vigil.report import build_report
 
+    _writable(args.out)
     out = build_report(args.run, args.data, args.out, device=args.device, progress=not args.quiet)
     print(f"report written to {out}")
 
@@ -146,6 +158,7 @@ def cmd_report(args) -> None:
 def cmd_synth(args) -> None:
     from vigil.data.synthetic import generate
 
+    _writable(args.out, folder=True)
     out = generate(args.out, seed=args.seed)
     print(f"synthetic corridor written to {out}")
 
@@ -153,6 +166,7 @@ def cmd_synth(args) -> None:
 def cmd_corrupt(args) -> None:
     from vigil.corrupt import Corruption, corrupt_dataset
 
+    _writable(args.out, folder=True)
     spec = Corruption(flip=args.flip, noise=args.noise, blur=args.blur, drop=args.drop, dup=args.dup,
                       noise_sigma=args.noise_sigma, blur_sigma=args.blur_sigma)
     out = corrupt_dataset(args.data, args.out, spec, seed=args.seed, splits=args.splits, force=args.force,
@@ -163,6 +177,8 @@ def cmd_corrupt(args) -> None:
 def cmd_guard(args) -> None:
     from vigil.runs import add_guard
 
+    if Path(args.run).is_dir():
+        _writable(args.run, folder=True)
     g = add_guard(args.run, args.data)
     flip = "on" if g.flip_enabled else "off (the scene looks alike both ways up)"
     print(f"frame guard fitted on {g.diagnostics['frames']} training frames and saved in {args.run} "
@@ -172,6 +188,7 @@ def cmd_guard(args) -> None:
 def cmd_demo(args) -> None:
     from vigil.demo import run_demo
 
+    _writable(args.out, folder=True)
     run_demo(args.out, model=args.model, epochs=args.epochs, seed=args.seed, say=print)
 
 
@@ -249,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score frames as they arrive. An event (score above the model's calibrated "
                                    "threshold for --min-frames frames, ending after --gap-frames below it) is "
                                    "written as one JSON line when it ends. Live sources that drop are reopened "
-                                   "with back-off; Ctrl-C ends cleanly, writing the open event.")
+                                   "with back-off; after a drop scoring starts afresh. Ctrl-C and SIGTERM end "
+                                   "cleanly, writing the open event; SIGHUP reopens the --events file.")
     _add_run_args(w, run_help="run folder written by 'vigil train', or a .onnx file written by 'vigil export'",
                   quiet_help="no status line")
     w.add_argument("source", help="a video file, a folder of frames, a camera index (0, 1, ...) or a stream URL "
@@ -353,6 +371,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vigil: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:                 # last resort: a disk that filled (or went read-only) mid-write
+        from vigil.io import disk_error
+
+        err = disk_error(e.filename or getattr(args, "out", None) or "output", e)
+        if err is None:
+            raise
+        print(f"vigil: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

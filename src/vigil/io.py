@@ -1,14 +1,17 @@
-"""Atomic writes and the ``Id,Predicted`` score CSV.
+"""Atomic writes, write problems in one line, and the ``Id,Predicted`` score CSV.
 
 Every file vigil writes goes through :func:`atomic_write`: the content lands in a temporary file in
 the same folder and is renamed over the target, so an interrupted run never leaves half a
-checkpoint or half a CSV behind.
+checkpoint or half a CSV behind. A full disk (ENOSPC, EDQUOT), a read-only one (EROFS) or a folder
+without permission (EACCES) becomes one :class:`VigilError` naming the path; commands call
+:func:`check_writable` on their outputs before long work starts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import os
 import re
@@ -24,9 +27,73 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+#: errno -> what the user is told; the write problems a user can fix (free space, mount, permissions)
+DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
+               errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+               errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large for this file system"}
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}      # only writing can raise these
+
+
+def disk_error(path: str | os.PathLike, e: OSError) -> VigilError | None:
+    """``<path>: no space left on device`` (etc.) for a write problem a user can fix, else None."""
+    reason = DISK_ERRORS.get(getattr(e, "errno", None))
+    return VigilError(f"{path}: {reason}") if reason else None
+
+
+def _fsync(f) -> None:
+    """Flush and sync a file being written: the lowest-level step of every write here, where a full
+    disk shows itself at the latest (tests replace it to fake one)."""
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def make_dirs(path: str | os.PathLike) -> Path:
+    """``mkdir -p`` that fails in one line (``<path>: read-only file system``) instead of a traceback."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise VigilError(f"{path}: is a file, not a folder") from None
+    except OSError as e:
+        raise (disk_error(path, e) or VigilError(f"{path}: cannot create this folder ({e.strerror or e})")) from None
+    return path
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """Before long work: can ``path`` be written? Creates the folder it goes in if needed and
+    test-writes (and removes) a small temporary file there, so a read-only or full disk is refused
+    in one line at the start, not after an hour of training. ``folder``: ``path`` is an output folder
+    (checked itself when it exists, else the folder it will be created in)."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise VigilError(f"{path}: is a file; give the name of a folder to write into")
+    if not folder and path.is_dir():
+        raise VigilError(f"{path}: is a folder; give the name of a file to write")
+    where = path if folder and path.is_dir() else path.parent
+    make_dirs(where)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".vigil-write-test.", suffix=".tmp", dir=where)
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"vigil")
+            _fsync(f)
+    except OSError as e:
+        raise (disk_error(where if tmp is None else path, e)
+               or VigilError(f"{path}: cannot write here ({e.strerror or e})")) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
-    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
+
+    A full disk, a read-only one or a folder without permission ends in one :class:`VigilError`
+    naming ``path`` (``<path>: no space left on device``), with the temporary file removed.
+    """
     path = Path(path)
     if path.is_dir():
         raise VigilError(f"{path}: is a folder; give the name of a file to write")
@@ -34,17 +101,26 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:                    # a parent that is a file, no permission, a read-only disk
-        raise VigilError(f"{path}: cannot write here ({e.strerror or e})") from None
-    os.chmod(tmp, 0o666 & ~_UMASK)          # mkstemp makes private files; results are for sharing
+        raise (disk_error(path, e) or VigilError(f"{path}: cannot write here ({e.strerror or e})")) from None
+    ours = True                             # False while the caller's code runs
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)      # mkstemp makes private files; results are for sharing
         with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+            ours = False
+            try:
+                yield f
+            except OSError as e:            # from the caller's code: only a full disk is ours to name
+                if e.errno in _FULL:
+                    raise disk_error(path, e) from None
+                raise
+            ours = True
+            _fsync(f)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as e:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if ours and isinstance(e, OSError) and disk_error(path, e):
+            raise disk_error(path, e) from None
         raise
 
 
