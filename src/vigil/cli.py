@@ -321,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="CSV file to write")
     s.add_argument("--maps", help="also save per-frame anomaly maps under this folder")
     s.set_defaults(func=cmd_score)
+    # issue 16: --engine local|ray, --address, --workers, --threads, --retries; every engine scores through
+    # vigil.archive (parts beside --out, resumable), which becomes the command
+    from vigil.archive import add_score_options
+
+    add_score_options(s)
 
     e = sub.add_parser("evaluate", help="frame-level AUC, AP and EER of a score CSV",
                        description="Compare an Id,Predicted CSV with the labels of DATASET's test videos.")

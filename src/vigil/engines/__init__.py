@@ -1,0 +1,1 @@
+"""Engines that score an archive elsewhere than in this process (imported only when used)."""
