@@ -34,7 +34,8 @@ def ray_local(tmp_path_factory):
         import logging
 
         cache = tmp_path_factory.mktemp("ray-frame-cache")
-        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.ERROR,
+        ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+                 logging_level=logging.ERROR,
                  runtime_env={"env_vars": {"VIGIL_CACHE": str(cache)}})
         try:
             yield ray
@@ -177,3 +178,16 @@ def test_without_ray_the_engine_says_how_to_get_it(hybrid_run, synthetic_root, t
 def test_bad_engine_options_are_one_line(extra, message, hybrid_run, synthetic_root, tmp_path, capsys):
     code, _, err = run(capsys, "score", hybrid_run, "--data", synthetic_root, "--out", tmp_path / "s.csv", *extra)
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_a_tree_with_two_videos_of_one_name_is_refused(tmp_path):
+    from vigil.errors import VigilError
+
+    (tmp_path / "cam1").mkdir()
+    for ext in (".avi", ".mp4"):
+        (tmp_path / "cam1" / f"a{ext}").write_bytes(b"x")
+    with pytest.raises(VigilError, match=r"same name 'cam1_a'.*rename one"):
+        discover(tmp_path)
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(VigilError, match="no videos below it"):
+        discover(tmp_path / "empty")

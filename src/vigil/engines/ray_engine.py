@@ -69,6 +69,16 @@ def score_task(run: str, run_id: str, device: str, threads: int, unit: archive.U
     return archive.score_unit(det, unit, maps_dir, worker=worker)
 
 
+def probe(run: str, source: str) -> dict:
+    """Run on one worker before the videos: can it import vigil and see the run and the data?"""
+    import socket
+
+    from vigil import __version__
+
+    return {"host": socket.gethostname(), "vigil": __version__, "run": os.path.exists(run),
+            "data": os.path.exists(source)}
+
+
 # --- in the driver --------------------------------------------------------------------------------
 
 class RayEngine:
@@ -91,16 +101,38 @@ class RayEngine:
         import ray
 
         if not ray.is_initialized():
-            if self.address:
-                ray.init(address=self.address, logging_level=logging.WARNING)
-            else:
-                cpus = self.workers * self.threads if self.workers else os.cpu_count()
-                ray.init(address="local", num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-                         logging_level=logging.ERROR)
+            try:
+                if self.address:
+                    ray.init(address=self.address, logging_level=logging.WARNING)
+                else:
+                    cpus = self.workers * self.threads if self.workers else os.cpu_count()
+                    ray.init(address="local", num_cpus=cpus, include_dashboard=False,
+                             _node_ip_address="127.0.0.1", logging_level=logging.ERROR)
+            except Exception as e:      # ConnectionError, ValueError (no Ray Client), TimeoutError...
+                first = " ".join(str(e).split())[:300] or e.__class__.__name__
+                where = f"--address {self.address}: cannot join the Ray cluster" if self.address else \
+                    "cannot start a local Ray"
+                raise VigilError(f"{where} ({first})") from None
             self.started = True
         if self._task is None:
             self._task = ray.remote(score_task).options(num_cpus=self.threads, max_retries=self.retries,
                                                          retry_exceptions=False)
+
+    def _check_workers(self, sample: str) -> None:
+        """One small task first, so that a cluster without vigil, or without the run or the data at
+        these paths, is one line instead of one failure per video."""
+        import ray
+
+        try:
+            seen = ray.get(ray.remote(probe).options(num_cpus=0, max_retries=self.retries).remote(self.run, sample))
+        except Exception as e:              # ModuleNotFoundError at submission (Ray Client), RayTaskError...
+            first = " ".join(str(e).split())[:300] or e.__class__.__name__
+            raise VigilError(f"the Ray workers cannot run vigil ({e.__class__.__name__}: {first}); install vigil "
+                             f"(pip install 'vigil[ray]') in the same Python on every node") from None
+        for what, path in (("run", self.run), ("data", sample)):
+            if not seen[what]:
+                raise VigilError(f"{path}: not found on Ray node {seen['host']}; every node needs the run and the "
+                                 f"data at the same path (a shared filesystem, or the same copy on each)")
 
     def slots(self) -> int:
         import ray
@@ -113,6 +145,7 @@ class RayEngine:
         import ray
 
         self._start()
+        self._check_workers(os.path.abspath(units[0].source))
         pending: dict = {}
         queue = iter(units)
 
@@ -120,8 +153,13 @@ class RayEngine:
             u = next(queue, None)
             if u is not None:
                 u_abs = dataclasses.replace(u, source=os.path.abspath(u.source))
-                ref = self._task.remote(self.run, self.run_id, self.device, self.threads, u_abs, maps_dir,
-                                        self.test_crash)
+                try:
+                    ref = self._task.remote(self.run, self.run_id, self.device, self.threads, u_abs, maps_dir,
+                                            self.test_crash)
+                except Exception as e:      # the cluster went away mid-run (Ray Client raises here)
+                    first = " ".join(str(e).split())[:300] or e.__class__.__name__
+                    raise VigilError(f"Ray: cannot submit video {u.name} ({e.__class__.__name__}: {first}); "
+                                     f"the parts scored so far are kept") from None
                 pending[ref] = u
 
         self.slots_used = min(self.slots(), len(units))
