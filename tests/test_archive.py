@@ -90,7 +90,7 @@ def test_a_worker_that_keeps_dying_fails_its_video_only(ray_local, hybrid_run, s
     monkeypatch.setenv(TEST_CRASH_ENV, f"03={marker}")
     code, out, err = run(capsys, "score", hybrid_run, "--data", synthetic_root, "--out", tmp_path / "s.csv",
                          "--engine", "ray", "--retries", "0", "--quiet")
-    assert code == 2 and "video 03:" in err and "Ray worker failed 1 times" in err
+    assert code == 2 and "video 03:" in err and "Ray could not score it in 1 attempt (" in err
     assert "1 of 3 videos failed" in err and not (tmp_path / "s.csv").exists()
     code, out, err = run(capsys, "score", hybrid_run, "--data", synthetic_root, "--out", tmp_path / "s.csv",
                          "--engine", "ray", "--quiet")           # the marker exists now: 03 scores

@@ -315,7 +315,7 @@ def merge_parts(out: str | os.PathLike, parts: Path, units: list[Unit]) -> int:
 
 # --- engines --------------------------------------------------------------------------------------
 
-def local_engine(run: str, device: str, threads: int | None, quiet: bool) -> Callable:
+def local_engine(run: str, device: str, threads: int | None) -> Callable:
     """Score units one after another in this process (what ``vigil score`` always did)."""
     set_threads(threads)
     det = load_detector(run, device)
@@ -340,15 +340,13 @@ def score_archive(run: str, data: str, out: str, *, engine: str = "local", devic
     if Path(out).is_dir():
         raise VigilError(f"{out}: is a folder; give the name of a file to write")
     if engine == "ray":
-        from vigil.engines import ray_engine
+        from vigil.engines.ray_engine import RayEngine     # one line if Ray is absent, before loading the run
 
-        ray_engine.check_ray()                     # before anything is loaded: one line if Ray is absent
-        run_engine = ray_engine.RayEngine(run, device=device, threads=threads, workers=workers, retries=retries,
-                                          address=address, quiet=quiet)
+        run_engine = RayEngine(run, device=device, threads=threads, workers=workers, retries=retries, address=address)
     elif engine == "local":
         if workers not in (None, 1) or address:
             raise VigilError("--workers and --address go with --engine ray (the local engine is one process)")
-        run_engine = local_engine(run, device, threads, quiet)
+        run_engine = local_engine(run, device, threads)
     else:
         raise VigilError(f"--engine {engine}: unknown engine (local or ray)")
     units = discover(data)

@@ -85,7 +85,7 @@ class RayEngine:
     """Callable ``(units, maps_dir) -> iterator of Result`` in completion order; :meth:`close` after."""
 
     def __init__(self, run: str, *, device: str = "cpu", threads: int | None = None, workers: int | None = None,
-                 retries: int = 2, address: str | None = None, quiet: bool = False):
+                 retries: int = 2, address: str | None = None):
         check_ray(local=not address)
         archive.load_detector(run, device)      # a bad run fails here, in one line, before Ray starts
         self.run = os.path.abspath(run)
@@ -174,8 +174,9 @@ class RayEngine:
                         r = ray.get(ref)
                     except ray.exceptions.RayError as e:
                         first = " ".join(str(e).split())[:300]
-                        r = archive.Result(u.name, error=f"{u.source}: its Ray worker failed "
-                                                         f"{self.retries + 1} times ({e.__class__.__name__}: {first})")
+                        r = archive.Result(u.name, error=f"{u.source}: Ray could not score it in "
+                                                         f"{archive._plural(self.retries + 1, 'attempt')} "
+                                                         f"({e.__class__.__name__}: {first})")
                     submit()
                     yield r
         finally:
