@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, peak_rss_mib, report  # noqa: E402
 
 from vigil.data import load_dataset  # noqa: E402
-from vigil.models import Detector  # noqa: E402
+from vigil.detector import Detector  # noqa: E402
 from vigil.detector import machine_info  # noqa: E402
 from vigil.watch import watch  # noqa: E402
 

@@ -76,31 +76,23 @@ def cmd_export(args) -> None:
 
 
 def cmd_score(args) -> None:
-    from tqdm.auto import tqdm
-
-    from vigil.data import open_videos
-    from vigil.io import write_scores_csv
+    """Score, print the summary; failed videos one line each, then exit status 2."""
+    from vigil.archive import score_archive, summary_text
+    from vigil.engines import make_engine
 
     _writable(args.out)
     if args.maps:
         _writable(args.maps, folder=True)
-    det = _load(args.run, args.device)
-    videos = open_videos(args.data)
-    scores, n = {}, 0
-    t0 = time.time()
-    for v in tqdm(videos, desc="scoring", unit="video", disable=args.quiet):
-        if args.maps:
-            from vigil.maps import save_maps
-
-            s, maps = det.score_maps(v)
-            save_maps(Path(args.maps) / v.name, v, maps)
-        else:
-            s = det.score(v)
-        scores[v.name] = s
-        n += len(s)
-    rows = write_scores_csv(args.out, scores)
-    dt = time.time() - t0
-    print(f"scored {len(videos)} videos, {rows} frames in {dt:.1f}s ({n / max(dt, 1e-9):.0f} frames/s) -> {args.out}")
+    engine = make_engine(args.engine, args.run, device=args.device, workers=args.workers, threads=args.threads,
+                         retries=args.retries, address=args.address)
+    s = score_archive(args.run, args.data, args.out, engine, engine_name=args.engine, maps=args.maps, quiet=args.quiet)
+    print(summary_text(s))
+    for name, reason in s.failed:
+        print(f"vigil: error: video {name}: {reason}", file=sys.stderr)
+    if s.failed:
+        good = s.reused + s.scored
+        raise VigilError(f"{len(s.failed)} of {s.videos} videos failed (above); {s.out} not written; the parts of "
+                         f"the {good} scored are kept in {s.parts}/ and a rerun scores only the rest")
 
 
 def cmd_evaluate(args) -> None:
@@ -243,6 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="dataset (its test videos), a video file, or a folder of frames")
     s.add_argument("--out", required=True, help="CSV file to write")
     s.add_argument("--maps", help="also save per-frame anomaly maps under this folder")
+    s.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: one process (default); ray: one task per video on a Ray cluster "
+                        "(pip install 'vigil[ray]')")
+    s.add_argument("--address", help="Ray cluster to use, e.g. ray://head:10001 or auto (default: start a "
+                                     "local Ray on this machine for the run)")
+    s.add_argument("--workers", type=int, help="at most this many videos scored at once (default: as many as "
+                                               "the cluster's CPUs / --threads)")
+    s.add_argument("--threads", type=int, help="threads of each worker for torch, OpenCV and ONNX Runtime "
+                                               "(default: 1 with Ray, unchanged locally)")
+    s.add_argument("--retries", type=int, default=2, help="times a video whose Ray worker died is tried again "
+                                                          "(default %(default)s)")
     s.set_defaults(func=cmd_score)
 
     e = sub.add_parser("evaluate", help="frame-level AUC, AP and EER of a score CSV",
