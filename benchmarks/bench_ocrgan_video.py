@@ -26,6 +26,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import print_test_figures, save_json, test_figures  # noqa: E402
+from vigil.settings import model_settings  # noqa: E402
 
 from vigil.data import load_dataset  # noqa: E402
 from vigil.metrics import auc, frame_metrics  # noqa: E402
@@ -40,6 +44,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--clip-len", type=int, default=8)
     ap.add_argument("--no-attention", action="store_true", help="the ablation: no temporal attention module")
     ap.add_argument("--epochs", type=int, default=None, help="override the Config default (for smoke runs)")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="a model setting, as in 'vigil train --set'")
     ap.add_argument("--seed", type=int, default=None, help="random seed (default: the Config's, 0)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--save", type=Path, default=None, help="also save the trained run folder here")
@@ -55,7 +60,7 @@ def main(argv=None) -> dict:
     if not ds.has_labels:
         raise SystemExit(f"{args.data}: the benchmark needs test labels")
     print(ds.describe(), flush=True)
-    over = {"clip_len": args.clip_len, "attention": not args.no_attention}
+    over = {"clip_len": args.clip_len, "attention": not args.no_attention} | model_settings(OcrGanVideo, args.set)
     if args.epochs is not None:
         over["epochs"] = args.epochs
     if args.seed is not None:
@@ -109,6 +114,12 @@ def main(argv=None) -> dict:
     print("AUC of each score component alone (micro, raw):")
     for k, v in comp_auc.items():
         print(f"  {k:<30} {v:.4f}")
+    fig = test_figures(ds.test, [c.combined for c in comps], det.threshold_, fit_seconds=train_s,
+                       score_seconds=score_s)
+    result["figures"] = fig
+    print_test_figures(f"OCR-GAN Video, clip_len {det.config.clip_len}, seed {det.config.seed}", fig)
+    if args.json:                      # saved now too, in case the pooling ablation below is cut short
+        save_json(args.json, result)
     if stats:
         print("attention statistics (head-averaged, mean over positions) on normal vs anomalous test clips:")
         print(f"  {'statistic':<22} {'normal':>9} {'anomalous':>10} {'AUC':>7}")
@@ -127,8 +138,7 @@ def main(argv=None) -> dict:
     print("pooling of the error maps (recalibrated, same networks), micro AUC: "
           + ", ".join(f"{k}{' (default)' if k == OcrGanVideo.Config.pooling else ''} {v:.4f}" for k, v in pooling.items()))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=float) + "\n")
+        save_json(args.json, result)
     return result
 
 

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, auc_or_nan, peak_rss_mib, report, timed  # noqa: E402
+from common import DEFAULT_DATA, auc_or_nan, peak_rss_mib, print_test_figures, report, save_json, test_figures, timed  # noqa: E402,E501
 
 from vigil.settings import model_settings  # noqa: E402
 from vigil.data import load_dataset  # noqa: E402
@@ -31,6 +31,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--epochs", type=int, default=None, help="default: the model's default")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (default: the model's, 0)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default=None)
     ap.add_argument("--save", default=None, help="also save the trained run folder here")
@@ -44,6 +45,8 @@ def main(argv=None) -> None:
     overrides = model_settings(TrueSight, args.set)
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
+    if args.seed is not None:
+        overrides["seed"] = args.seed
     det, fit_s = timed(TrueSight(device=args.device, **overrides).fit, ds.train)
     if args.save:
         det.save(args.save)
@@ -60,7 +63,7 @@ def main(argv=None) -> None:
     per_comp = {name: auc_or_nan(y, np.concatenate([c[:, i] for c in comps])) for i, name in enumerate(COMPONENTS)}
     fused_raw = auc_or_nan(y, np.concatenate([det._fuse(c) for c in comps]))
     print(m.table())
-    report("True Sight, UCSD Ped2 development split", {
+    results = {
         "date": datetime.date.today().isoformat(),
         "micro_auc": m.micro_auc, "micro_auc_video_norm": m.micro_auc_video_norm, "macro_auc": m.macro_auc,
         "average_precision": m.average_precision, "eer": m.eer,
@@ -68,8 +71,13 @@ def main(argv=None) -> None:
         "component_auc": per_comp,
         "epochs": det.config.epochs, "scales": list(det.config.scales), "train_seconds": fit_s,
         "score_fps_5_scales": n / score_s, "peak_rss_mib": peak_rss_mib(),
-        "threshold": det.threshold_, "machine": machine_info(),
-    }, args.json)
+        "threshold": det.threshold_, "machine": machine_info(), "seed": det.config.seed,
+    }
+    report("True Sight, UCSD Ped2 test clips", results, None)
+    fig = test_figures(ds.test, scores, det.threshold_, fit_seconds=fit_s, score_seconds=score_s)
+    print_test_figures(f"True Sight, seed {det.config.seed}, {det.config.epochs} epochs", fig)
+    if args.json:
+        save_json(args.json, results | {"model": "truesight", "data": args.data, "figures": fig})
 
 
 if __name__ == "__main__":

@@ -144,8 +144,11 @@ def test_cli_round_trip(synthetic_root, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["corrupt", "{tmp}/nope", "--out", "{tmp}/c"], "nope: no such dataset folder"),
     (["corrupt", "{syn}", "--out", "{tmp}/c", "--flip", "1.5"], "--flip 1.5: a rate must lie between 0 and 1"),
-    (["corrupt", "{syn}", "--out", "{tmp}/c", "--blur-sigma", "0"], "--blur-sigma 0.0: must be positive"),
+    (["corrupt", "{syn}", "--out", "{tmp}/c", "--blur-sigma", "0"], "--blur-sigma 0.0: must be a positive, finite"),
+    (["corrupt", "{syn}", "--out", "{tmp}/c", "--blur-sigma", "inf"], "--blur-sigma inf: must be a positive, finite"),
+    (["corrupt", "{syn}", "--out", "{tmp}/c", "--noise-sigma", "nan"], "--noise-sigma nan: must be a positive"),
     (["corrupt", "{syn}", "--out", "{syn}", "--force"], "is (or contains) the source dataset"),
+    (["corrupt", "{syn}", "--out", "{syn}/corrupted"], "is inside the source dataset"),
 ])
 def test_errors_are_one_line(argv, message, synthetic_root, tmp_path, capsys):
     code = main([a.format(tmp=tmp_path, syn=synthetic_root) for a in argv])

@@ -70,8 +70,10 @@ class Corruption:
         if self.drop >= 1.0:
             raise VigilError(f"--drop {self.drop}: must be below 1 (a video keeps at least one frame)")
         for k in ("noise_sigma", "blur_sigma"):
-            if getattr(self, k) <= 0:
-                raise VigilError(f"--{k.replace('_', '-')} {getattr(self, k)}: must be positive")
+            v = getattr(self, k)
+            if not (v > 0 and v < float("inf")):          # also refuses NaN
+                raise VigilError(f"--{k.replace('_', '-')} {v}: must be a positive, finite number")
+
 
 
 class FramePlan(NamedTuple):
@@ -196,6 +198,8 @@ def _check_out(out: Path, source: Path, force: bool) -> None:
     o, s = out.resolve(), source.resolve()
     if o == s or o in s.parents:
         raise VigilError(f"{out}: is (or contains) the source dataset {source}; write the corrupted copy elsewhere")
+    if s in o.parents:               # a copy inside the source would make the source no longer load
+        raise VigilError(f"{out}: is inside the source dataset {source}; write the corrupted copy elsewhere")
 
 
 def _publish(tmp: Path, out: Path, force: bool) -> None:

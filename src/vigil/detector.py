@@ -337,8 +337,12 @@ class Detector(ABC):
             if not f.is_file():
                 raise VigilError(f"{f}: missing (is {path} a folder written by 'vigil train'?)")
         try:
-            meta = json.loads(cfg_file.read_text())
+            meta = json.loads(cfg_file.read_text(encoding="utf-8"))
             name, raw = meta["model"], meta["config"]
+            if not isinstance(name, str) or not isinstance(raw, dict) or not isinstance(meta.get("fitted", {}), dict):
+                raise TypeError("'model' must be a name, 'config' and 'fitted' objects")
+        except UnicodeDecodeError as e:
+            raise VigilError(f"{cfg_file}: not a UTF-8 text file (byte {e.start}: {e.reason})") from None
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise VigilError(f"{cfg_file}: corrupt run configuration ({e.__class__.__name__}: {e})") from None
         klass = get_detector(name)
@@ -355,8 +359,8 @@ class Detector(ABC):
                                    meta.get("fitted", {}))
             if meta.get("guard"):               # runs saved before the frame guard have none
                 det.guard_ = FrameGuard.from_state(guard, meta["guard"])
-        except (KeyError, RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0][:300]
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+            first = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:300]
             raise VigilError(f"{weights}: weights do not fit model '{name}' with these settings ({first})") from None
         det.fitted_ = True
         return det

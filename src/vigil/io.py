@@ -179,21 +179,30 @@ def read_scores_csv(path: str | os.PathLike) -> dict[str, float]:
     if not path.is_file():
         raise VigilError(f"{path}: no such score file")
     out: dict[str, float] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:2]] != ["Id", "Predicted"]:
-            raise VigilError(f"{path}: expected the header 'Id,Predicted', found {header!r}")
-        for lineno, row in enumerate(reader, start=2):
-            if len(row) < 2:
-                raise VigilError(f"{path}:{lineno}: expected 'Id,Predicted', found {row!r}")
-            try:
-                value = float(row[1])
-            except ValueError:
-                raise VigilError(f"{path}:{lineno}: score {row[1]!r} is not a number") from None
-            if not np.isfinite(value):
-                raise VigilError(f"{path}:{lineno}: score for {row[0]} is not finite ({row[1]})")
-            out[row[0].strip()] = value
+    seen: dict[str, int] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None or [h.strip() for h in header[:2]] != ["Id", "Predicted"]:
+                raise VigilError(f"{path}: expected the header 'Id,Predicted', found {header!r}")
+            for lineno, row in enumerate(reader, start=2):
+                if len(row) < 2:
+                    raise VigilError(f"{path}:{lineno}: expected 'Id,Predicted', found {row!r}")
+                try:
+                    value = float(row[1])
+                except ValueError:
+                    raise VigilError(f"{path}:{lineno}: score {row[1]!r} is not a number") from None
+                if not np.isfinite(value):
+                    raise VigilError(f"{path}:{lineno}: score for {row[0]} is not finite ({row[1]})")
+                key = row[0].strip()
+                if key in seen:          # a silent last-one-wins would change the AUC
+                    raise VigilError(f"{path}:{lineno}: Id {key} appears twice (first on line {seen[key]})")
+                seen[key] = lineno
+                out[key] = value
+    except UnicodeDecodeError as e:
+        raise VigilError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason}); expected an "
+                         f"'Id,Predicted' CSV") from None
     return out
 
 

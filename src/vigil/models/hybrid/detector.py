@@ -154,6 +154,9 @@ class Hybrid(Detector):
         self._check_config()
         cfg = self.config
         held = self._holdout(len(grays))
+        if all(len(g) < 2 for g in grays):
+            raise VigilError(f"hybrid: every training video holds a single frame; motion needs at least two "
+                             f"consecutive frames in a video")
         if sum(len(g) for g in grays) < 3:
             raise VigilError(f"hybrid: training videos hold {sum(len(g) for g in grays)} frames; need at least 3")
         # Pass 1, flow: the moving threshold comes from the training footage itself.
@@ -279,6 +282,18 @@ class Hybrid(Detector):
         self.calib_ = arrays["calib"]
         if self.calib_.shape != (2, len(self.config.evidence)):
             raise ValueError(f"calibration has shape {self.calib_.shape} for evidence {list(self.config.evidence)}")
+        n_cells = (self.size_[0] // self.config.cell) * (self.size_[1] // self.config.cell)
+        expected = {"loc_mean": (n_cells, 2), "loc_icov": (n_cells, 2, 2), "loc_logdet": (n_cells,)}
+        widths = {"velocity": 2, "dynamics": 3, "appearance": 2 + 8}
+        for k in self.config.evidence:
+            if k in _BANKS:
+                d = widths[_BANKS[k]]
+                expected.update({f"{k}_bank": (None, d), f"{k}_mean": (d,), f"{k}_scale": (d,)})
+        for key, shape in expected.items():      # weights of another run (another grid) are refused
+            got = arrays[key].shape
+            if len(got) != len(shape) or any(w is not None and g != w for g, w in zip(got, shape)):
+                raise ValueError(f"{key} has shape {got}, these settings need {shape} (cell {self.config.cell}, "
+                                 f"working size {self.size_[0]}x{self.size_[1]})")
         self.location_ = _LocationModel(arrays["loc_mean"], arrays["loc_icov"], arrays["loc_logdet"])
         self.banks_ = {k: _Bank(arrays[f"{k}_bank"], arrays[f"{k}_mean"], arrays[f"{k}_scale"], self.config.k)
                        for k in self.config.evidence if k in _BANKS}

@@ -278,6 +278,11 @@ class TrueSight(Detector):
         self._load_calibration(arrays, fitted)
 
     def _load_calibration(self, arrays, fitted) -> None:
+        s = self.config.size
+        for key, shape in (("pixel_stats", (4, s, s)), ("comp_center", (len(COMPONENTS),)),
+                           ("comp_scale", (len(COMPONENTS),))):
+            if arrays[key].shape != shape:
+                raise ValueError(f"{key} has shape {arrays[key].shape}, size {s} needs {shape}")
         self.pixel_stats_ = arrays["pixel_stats"]
         self.comp_center_, self.comp_scale_ = arrays["comp_center"], arrays["comp_scale"]
         self.gray_, self.threshold_ = bool(fitted["gray"]), float(fitted["threshold"])
