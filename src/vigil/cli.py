@@ -184,6 +184,23 @@ def cmd_demo(args) -> None:
     run_demo(args.out, model=args.model, epochs=args.epochs, seed=args.seed, say=print)
 
 
+def cmd_cache(args) -> None:
+    from vigil.data import cache
+
+    root = cache.cache_dir()
+    if root is None:
+        print("frame cache off (VIGIL_CACHE=off)")
+        return
+    if args.clear:
+        n, size = cache.clear(root)
+        print(f"removed {n} cached videos ({size / 2**20:.1f} MiB) from {root}")
+        return
+    n, size = cache.usage(root)
+    limit = cache.size_limit()
+    print(f"frame cache {root}: {n} videos, {size / 2**20:.1f} MiB of {limit / 2**20:.0f} MiB "
+          f"(VIGIL_CACHE_SIZE; least recently used entries are removed first)")
+
+
 def cmd_models(args) -> None:
     from vigil.registry import available, get_detector
 
@@ -356,6 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default %(default)s: brief)")
     d.add_argument("--seed", type=int, default=0, help="seed of the synthetic data (default %(default)s)")
     d.set_defaults(func=cmd_demo)
+
+    ca = sub.add_parser("cache", help="show or clear the frame cache",
+                        description="Decoded frames are cached on disk (VIGIL_CACHE, default ~/.cache/vigil) so a "
+                                    "video is decoded once; the cache holds at most VIGIL_CACHE_SIZE (default 4G), "
+                                    "least recently used entries going first.")
+    ca.add_argument("--clear", action="store_true", help="remove every cached entry")
+    ca.set_defaults(func=cmd_cache)
 
     m = sub.add_parser("models", help="list the detectors")
     m.set_defaults(func=cmd_models)

@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vigil.data import cache
+from vigil.data.cache import cache_dir
 from vigil.errors import VigilError
 from vigil.io import atomic_write
 
@@ -36,14 +38,6 @@ def natural_key(p: Path):
 
 def list_images(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()), key=natural_key)
-
-
-def cache_dir() -> Path | None:
-    """``$VIGIL_CACHE`` (``off`` disables caching), else ``~/.cache/vigil``."""
-    env = os.environ.get("VIGIL_CACHE")
-    if env == "off":
-        return None
-    return Path(env) if env else Path.home() / ".cache" / "vigil"
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -184,6 +178,7 @@ class Video:
                 try:
                     out = np.load(key)
                     self._n = len(out)
+                    cache.touch(key)                 # least recently used entries go first
                     return out
                 except (ValueError, OSError):
                     pass  # a damaged cache entry is decoded again and rewritten
@@ -193,8 +188,9 @@ class Video:
             try:
                 with atomic_write(key, "wb") as f:
                     np.save(f, out)
-            except OSError:
-                pass  # caching is an optimisation; a read-only cache must not stop scoring
+                cache.prune(root)                    # keep the cache within $VIGIL_CACHE_SIZE
+            except (OSError, VigilError):
+                pass  # caching is an optimisation; a read-only or full cache must not stop scoring
         return out
 
     def _decode(self, size, gray) -> np.ndarray:
