@@ -84,3 +84,64 @@ def test_hybrid_on_videos_of_one_frame_is_one_clear_error(synthetic):
     with pytest.raises(VigilError, match="single frame"):
         Hybrid(progress=False).fit(one)
     assert np.isfinite(Hybrid(progress=False).fit([v.frames()[:5] for v in synthetic.train[:3]]).threshold_)
+
+
+def _frames_folder(tmp_path, n=6):
+    import cv2
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (7, 7), 0)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:03d}.jpg"), np.roll(base, i, axis=1))
+    return folder
+
+
+def test_a_jpeg_with_damaged_data_is_scored_with_a_warning_naming_it(tmp_path, monkeypatch):
+    from vigil.data.video import Video
+    from vigil.errors import VigilWarning
+
+    monkeypatch.setenv("VIGIL_CACHE", "off")
+    folder = _frames_folder(tmp_path)
+    p = folder / "003.jpg"
+    data = bytearray(p.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 64] = np.random.default_rng(1).integers(0, 256, 64, dtype=np.uint8).tobytes()
+    p.write_bytes(bytes(data))                       # the end-of-image marker is intact
+    with pytest.warns(VigilWarning, match=r"clip: 1 JPEG frame\(s\) with damaged data.*003\.jpg"):
+        frames = Video.open(folder).frames()
+    assert len(frames) == 6
+
+
+def test_a_video_cut_short_is_read_with_a_warning_naming_the_missing_frames(tmp_path, monkeypatch):
+    import cv2
+
+    from vigil.data.video import Video
+    from vigil.errors import VigilWarning
+
+    monkeypatch.setenv("VIGIL_CACHE", "off")
+    path = tmp_path / "cam.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        vw.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    vw.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])         # the header still says 60 frames
+    with pytest.warns(VigilWarning, match=r"cam\.avi: its header says 60 frames, \d+ decode"):
+        frames = Video.open(path).frames()
+    assert 0 < len(frames) < 60
+
+
+def test_the_command_line_prints_the_warning_as_one_line(trained_hybrid, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VIGIL_CACHE", "off")
+    folder = _frames_folder(tmp_path)
+    p = folder / "002.jpg"
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = b"\xff\x12" * 32
+    p.write_bytes(bytes(data))
+    run = trained_hybrid.save(tmp_path / "run")
+    code = main(["score", str(run), "--data", str(folder), "--out", str(tmp_path / "s.csv"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 0 and "vigil: warning: " in err and "002.jpg" in err and "Traceback" not in err

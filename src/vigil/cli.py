@@ -386,10 +386,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_warnings() -> None:
+    """Damaged-but-usable input (:class:`vigil.errors.VigilWarning`) as one ``vigil: warning:`` line each."""
+    import warnings
+
+    from vigil.errors import VigilWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, VigilWarning):
+            print(f"vigil: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
+    _show_warnings()
     try:
         args.func(args)
     except VigilError as e:

@@ -7,3 +7,8 @@ code 2, so the message must name the file and say what is wrong with it.
 
 class VigilError(Exception):
     """Bad input, a bad checkpoint or an impossible request, explained in one line."""
+
+
+class VigilWarning(UserWarning):
+    """Something was read that is probably damaged but could still be used (a JPEG with broken data, a
+    video shorter than its header says). The command line prints each as one ``vigil: warning:`` line."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import numpy as np
 
 from vigil.data import cache
 from vigil.data.cache import cache_dir
-from vigil.errors import VigilError
+from vigil.errors import VigilError, VigilWarning
 from vigil.io import atomic_write
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -56,12 +57,31 @@ def _read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def jpeg_damage(data: np.ndarray) -> int | None:
+    """The byte offset of the first invalid marker in a JPEG's entropy-coded data, or None.
+
+    After the start of scan (``FF DA``) a ``FF`` byte may only be followed by ``00`` (a stuffed
+    byte), ``D0``-``D7`` (restart markers), ``FF`` (fill) or, at the end, ``D9``, or by another
+    marker of a multi-scan file (``C4``, ``DA``, ``DB``, ``DD``): anything else means the data was
+    overwritten, although OpenCV still decodes the frame (greyed or smeared past the damage)."""
+    ff = np.flatnonzero(data[:-1] == 0xFF)
+    nxt = data[ff + 1]
+    sos = ff[nxt == 0xDA]
+    if len(sos) == 0:
+        return None
+    after = ff > sos[0]
+    ok = (nxt == 0x00) | ((nxt >= 0xD0) & (nxt <= 0xD7)) | (nxt == 0xFF) | np.isin(nxt, (0xD9, 0xC4, 0xDA, 0xDB, 0xDD))
+    bad = ff[after & ~ok]
+    return int(bad[0]) if len(bad) else None
+
+
 def _decode_video(path: Path) -> np.ndarray:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise VigilError(f"{path}: cannot open video (missing codec or not a video file)")
     frames = []
     try:
+        claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         while True:
             ok, img = cap.read()
             if not ok:
@@ -71,6 +91,9 @@ def _decode_video(path: Path) -> np.ndarray:
         cap.release()
     if not frames:
         raise VigilError(f"{path}: video has zero frames")
+    if claimed > len(frames):
+        warnings.warn(VigilWarning(f"{path}: its header says {claimed} frames, {len(frames)} decode (frames "
+                                   f"{len(frames) + 1}-{claimed} are missing: a file cut short?)"), stacklevel=2)
     return np.stack(frames)
 
 
@@ -210,7 +233,14 @@ class Video:
             # OpenCV's decoders release the GIL, so threads decode frames side by side; map keeps
             # their order and raises the first bad frame's error, as a loop would
             with ThreadPoolExecutor(max_workers=_DECODE_THREADS) as pool:
-                return np.stack(list(pool.map(one, files)))
+                out = np.stack(list(pool.map(one, files)))
+            damaged = [i + 1 for i, p in enumerate(files) if p.suffix.lower() in (".jpg", ".jpeg")
+                       and jpeg_damage(np.fromfile(p, dtype=np.uint8)) is not None]
+            if damaged:
+                shown = ", ".join(files[i - 1].name for i in damaged[:5]) + (" ..." if len(damaged) > 5 else "")
+                warnings.warn(VigilWarning(f"{self.source}: {len(damaged)} JPEG frame(s) with damaged data, decoded "
+                                           f"as far as they go: {shown}"), stacklevel=2)
+            return out
         return _resize(_decode_video(self.source), size, gray)
 
     def masks(self, size: tuple[int, int] | None = None) -> np.ndarray | None:
