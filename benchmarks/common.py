@@ -123,8 +123,8 @@ def print_test_figures(title: str, fig: dict) -> None:
     for k, v in fig.items():
         if k.startswith("micro_auc_"):
             what = "all clips" if k == "micro_auc_all" else f"clips {k[len('micro_auc_'):]}"
-            print(f"micro AUC, raw scores pooled, {what:<18} {nan(v)}")
-    print(f"macro AUC (mean over {fig['n_clips_in_macro']} clips with both classes)  {nan(fig['macro_auc'])}")
+            print(f"micro AUC, raw scores pooled, {what:<16} {nan(v)}")
+    print(f"macro AUC (mean over {fig['n_clips_in_macro']} clips with both classes) {nan(fig['macro_auc'])}")
     print(f"average precision (anomalous = positive)       {nan(fig['average_precision'])}")
     print(f"threshold_ (the model's own)                   {fig['threshold']:.4f}")
     print(f"normal frames above threshold_                 {100 * fig['normal_frames_above_threshold']:.1f}%")

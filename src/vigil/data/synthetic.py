@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vigil.errors import VigilError
 from vigil.io import atomic_write
 
 ANOMALIES = ("running", "wrong_way", "object")
@@ -140,6 +141,16 @@ def _anomaly(kind: str, spec: SceneSpec, rng: np.random.Generator):
     return draw_box
 
 
+def _write_image(path: Path, img: np.ndarray, params: list[int] | None = None) -> None:
+    """Encode and write one image atomically: a full or read-only disk ends in one error naming the
+    file (``cv2.imwrite`` would only return False), and no half-written frame is left."""
+    ok, buf = cv2.imencode(path.suffix, img, params or [])
+    if not ok:
+        raise VigilError(f"{path}: could not encode the frame")
+    with atomic_write(path, "wb") as f:
+        f.write(buf.tobytes())
+
+
 def generate(out: str | Path, seed: int = 0, spec: SceneSpec = SceneSpec()) -> Path:
     """Write the synthetic corridor in the ``frames`` layout under ``out``; returns ``out``."""
     out = Path(out)
@@ -154,12 +165,12 @@ def generate(out: str | Path, seed: int = 0, spec: SceneSpec = SceneSpec()) -> P
             vdir = out / split / "frames" / f"{i + 1:02d}"
             vdir.mkdir(parents=True, exist_ok=True)
             for t, f in enumerate(frames):
-                cv2.imwrite(str(vdir / f"{t:03d}.jpg"), f, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                _write_image(vdir / f"{t:03d}.jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 95])
             if split == "testing":
                 mdir = out / "testing" / "masks" / f"{i + 1:02d}"
                 mdir.mkdir(parents=True, exist_ok=True)
                 for t, m in enumerate(masks):
-                    cv2.imwrite(str(mdir / f"{t:03d}.png"), m)
+                    _write_image(mdir / f"{t:03d}.png", m)
                 labels.append((masks.reshape(len(masks), -1) > 0).any(axis=1).astype(np.int64))
     if labels:
         with atomic_write(out / "frame_labels_synthetic.npy", "wb") as f:
