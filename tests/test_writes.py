@@ -160,9 +160,8 @@ def test_read_only_folder_is_one_line_before_the_work(command, hybrid_run, synth
         assert _files(out) == []
 
 
-# the disk fills once the command is under way (its start check passed); synth is left out: its frames
-# are written by OpenCV, which fails silently (see the report)
-MID_RUN = ["score", "score --maps", "train", "report", "corrupt", "evaluate --json"]
+# the disk fills once the command is under way (its start check passed)
+MID_RUN = ["score", "score --maps", "train", "report", "corrupt", "evaluate --json", "synth"]
 
 
 @pytest.mark.parametrize("command", MID_RUN)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from vigil.errors import VigilError
+from vigil.errors import DiskError, VigilError
 
 PART_FORMAT = 1
 #: the environment variable of a *test hook*: ``NAME=MARKER`` makes the Ray worker scoring video NAME
@@ -223,9 +223,18 @@ def score_unit(det, unit: Unit, maps_dir: str | None = None, worker: str = "") -
             save_maps(Path(maps_dir) / unit.name, video, maps)
         else:
             scores = det.score(video)
+    except DiskError:        # the output place itself is full or read-only: every video would fail, so stop
+        raise
     except VigilError as e:
         return Result(unit.name, error=_one_line(str(e)), seconds=time.perf_counter() - t0, worker=worker)
-    except Exception as e:   # cv2.error, OSError, MemoryError...: this video fails, the others go on
+    except OSError as e:
+        from vigil.io import disk_error
+
+        if disk_error(e.filename or maps_dir or unit.source, e) is not None:
+            raise disk_error(e.filename or maps_dir or unit.source, e) from None
+        return Result(unit.name, error=f"{unit.source}: {e.__class__.__name__}: {_one_line(str(e))}",
+                      seconds=time.perf_counter() - t0, worker=worker)
+    except Exception as e:   # cv2.error, MemoryError...: this video fails, the others go on
         return Result(unit.name, error=f"{unit.source}: {e.__class__.__name__}: {_one_line(str(e))}",
                       seconds=time.perf_counter() - t0, worker=worker)
     return Result(unit.name, scores=scores, seconds=time.perf_counter() - t0, worker=worker)

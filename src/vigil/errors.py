@@ -9,6 +9,11 @@ class VigilError(Exception):
     """Bad input, a bad checkpoint or an impossible request, explained in one line."""
 
 
+class DiskError(VigilError):
+    """A write that failed because of the place written to (full, read-only, no permission): it would
+    fail for every later output too, so a job that goes on past a bad input stops for this one."""
+
+
 class VigilWarning(UserWarning):
     """Something was read that is probably damaged but could still be used (a JPEG with broken data, a
     video shorter than its header says). The command line prints each as one ``vigil: warning:`` line."""

@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from vigil.errors import VigilError
+from vigil.errors import DiskError, VigilError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -37,7 +37,7 @@ _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}      # only writing can raise 
 def disk_error(path: str | os.PathLike, e: OSError) -> VigilError | None:
     """``<path>: no space left on device`` (etc.) for a write problem a user can fix, else None."""
     reason = DISK_ERRORS.get(getattr(e, "errno", None))
-    return VigilError(f"{path}: {reason}") if reason else None
+    return DiskError(f"{path}: {reason}") if reason else None
 
 
 def _fsync(f) -> None:
