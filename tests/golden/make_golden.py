@@ -51,12 +51,12 @@ def main() -> None:
         for name in SETTINGS:
             det, out = fit_and_score(name, ds)
             np.savez_compressed(HERE / f"{name}.npz", **out)
-            det.save(HERE / "runs" / name)
+            det.save(HERE / "saved" / name)
             if name != "hybrid":                      # the ONNX path too: a file written now must load later
                 from vigil.export import export_onnx, load_onnx
 
-                export_onnx(det, HERE / "runs" / f"{name}.onnx")
-                onnx = load_onnx(HERE / "runs" / f"{name}.onnx")
+                export_onnx(det, HERE / "saved" / f"{name}.onnx")
+                onnx = load_onnx(HERE / "saved" / f"{name}.onnx")
                 np.savez_compressed(HERE / f"{name}.onnx.npz",
                                     **{f"{v.name}/scores": np.asarray(onnx.score(v), np.float64) for v in ds.test})
             print(name, {k: float(v.mean()) for k, v in out.items() if k.endswith("scores")}, file=sys.stderr)
