@@ -36,12 +36,13 @@ class FrameObjects(NamedTuple):
     vel: np.ndarray        # (N, 2) float32 mean flow vx vy over the object, working px / frame
     energy: np.ndarray     # (N,) float32 mean flow magnitude over the object (limbs, wheels)
     accel: np.ndarray      # (N,) float32 |v_t - v_(t-1)| of its track (0 for a new object)
+    peak: np.ndarray       # (N,) float32 largest flow magnitude over the object (its fastest part)
     crops: np.ndarray      # (N, S, S) uint8 gray crop of the box (10% margin), resized
 
 
 def empty_objects(crop: int) -> FrameObjects:
     z = np.zeros(0, np.float32)
-    return FrameObjects(z.reshape(0, 4), z, z.reshape(0, 2), z, z, np.zeros((0, crop, crop), np.uint8))
+    return FrameObjects(z.reshape(0, 4), z, z.reshape(0, 2), z, z, z, np.zeros((0, crop, crop), np.uint8))
 
 
 def background(videos: list[np.ndarray], max_frames: int = 400) -> np.ndarray:
@@ -76,14 +77,15 @@ class ObjectExtractor:
     frame (for the flow) and the previous frame's objects (for tracking).
 
     ``bg`` ``(H, W)`` float32 background, ``thr`` gray levels of difference that count as foreground,
-    ``persp`` ``(a, b)``: one object's expected log width at foot row ``y`` is ``a + b * y / H``.
+    ``persp`` ``(aw, bw, ah, bh)``: one object's expected log width (height) at foot row ``y`` is
+    ``aw + bw * y / H`` (``ah + bh * y / H``).
     """
 
     def __init__(self, bg: np.ndarray, thr: float, min_area: int, crop: int, iou: float,
-                 preset: str = "fast", finest_scale: int = 1, persp: tuple[float, float] | None = None,
+                 preset: str = "fast", finest_scale: int = 1, persp: tuple[float, float, float, float] | None = None,
                  split: float = 1.8):
         self.bg, self.thr, self.min_area, self.crop, self.iou = bg.astype(np.float32), thr, min_area, crop, iou
-        self.persp, self.split = persp, split      # expected log width = a + b * foot row / H; split ratio
+        self.persp, self.split = persp, split      # expected log width, height = a + b * foot row / H; split ratio
         self.preset, self.finest_scale = preset, finest_scale
         self.h, self.w = bg.shape
         self.k_open = np.ones((2, 2), np.uint8)
@@ -133,13 +135,18 @@ class ObjectExtractor:
         if flow is None:
             vel = np.zeros((len(sel), 2), np.float32)
             energy = np.zeros(len(sel), np.float32)
+            peak = np.zeros(len(sel), np.float32)
         else:
             fh, fw = flow.shape[:2]
             lab = labels[::FLOW_CELL, ::FLOW_CELL][:fh, :fw].ravel()
             cnt = np.maximum(np.bincount(lab, minlength=m), 1).astype(np.float32)
             f = flow.reshape(-1, 2).astype(np.float32)
             vel = np.stack([np.bincount(lab, f[:, j], m) for j in range(2)], 1)[sel] / cnt[sel, None]
-            energy = np.bincount(lab, np.linalg.norm(f, axis=1), m)[sel] / cnt[sel]
+            mag = np.linalg.norm(f, axis=1)
+            energy = np.bincount(lab, mag, m)[sel] / cnt[sel]
+            peak = np.zeros(m, np.float64)
+            np.maximum.at(peak, lab, mag)
+            peak = peak[sel]
         accel = np.zeros(len(sel), np.float32)
         if self.prev is not None and len(self.prev.boxes) and flow is not None:
             iou = iou_matrix(boxes, self.prev.boxes)
@@ -150,34 +157,38 @@ class ObjectExtractor:
                     used[j] = True
                     accel[i] = np.linalg.norm(vel[i] - self.prev.vel[j])
         out = FrameObjects(boxes, area, vel.astype(np.float32), energy.astype(np.float32), accel,
-                           self.crops(gray, boxes))
+                           peak.astype(np.float32), self.crops(gray, boxes))
         self.prev = out
         return out
 
     def _split(self, labels: np.ndarray, stats: np.ndarray, keep: np.ndarray) -> np.ndarray:
-        """Labels ``(H, W)`` int32 of the kept components (others 0), a component much wider than one
-        object at its row (perspective ``persp``) cut into vertical strips of about one object width:
-        side-by-side walkers of a crowd become one object each, so a rider among them keeps its own
-        velocity, size and crop."""
+        """Labels ``(H, W)`` int32 of the kept components (others 0); a component much wider or taller
+        than one object at its foot row (perspective ``persp``) is cut into a grid of about one object
+        per cell: the walkers of a crowd (side by side or one behind the other) become one object
+        each, so a rider among them keeps its own velocity, size and crop."""
         remap = np.zeros(len(stats), np.int32)
         remap[keep] = np.arange(1, keep.size + 1)
         out = remap[labels]
         if self.persp is None:
             return out
         nxt = keep.size + 1
-        a, b = self.persp
+        aw, bw, ah, bh = self.persp
         for new_id, c in enumerate(keep, 1):
             x, y, w, h, _ = stats[c]
-            ew = float(np.exp(a + b * (y + h) / self.h))           # expected object width at its foot row
-            k = int(round(w / ew))
-            if w < self.split * ew or k < 2:
+            foot = (y + h) / self.h
+            ew, eh = float(np.exp(aw + bw * foot)), float(np.exp(ah + bh * foot))   # one object there
+            kx = int(round(w / ew)) if w >= self.split * ew else 1
+            ky = int(round(h / eh)) if h >= self.split * eh else 1
+            if kx * ky < 2:
                 continue
             sub = out[y:y + h, x:x + w]
-            strip = np.minimum(np.arange(w) * k // w, k - 1)       # column -> strip
+            cx = np.minimum(np.arange(w) * kx // w, kx - 1)          # column -> grid column
+            cy = np.minimum(np.arange(h) * ky // h, ky - 1)          # row -> grid row
+            cell = cy[:, None] * kx + cx[None, :]
+            ids = np.where(cell == 0, new_id, nxt + cell - 1)        # cell 0 keeps the old id
             mine = sub == new_id
-            ids = np.where(strip == 0, new_id, nxt + strip - 1)    # strip 0 keeps the old id
-            sub[mine] = np.broadcast_to(ids, sub.shape)[mine]
-            nxt += k - 1
+            sub[mine] = ids[mine]
+            nxt += kx * ky - 1
         return out
 
     def crops(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
