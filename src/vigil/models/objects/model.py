@@ -354,6 +354,8 @@ class ObjectModel:
         logp = self.object_scores(allo)
         per = np.split(logp, np.cumsum([len(o.boxes) for o in objs])[:-1])
         raw = np.array([self._frame_from_objects(x) for x in per], np.float64)
+        if len(raw) > 1:
+            raw[0] = raw[1]            # frame 0 has no flow (its objects' velocities are unknown): frame 1's score
         return smooth(raw, self.cfg.smooth_sigma), raw, per
 
     # --- scoring ------------------------------------------------------------------------------
@@ -436,7 +438,9 @@ class ObjectModel:
 class ObjectStream:
     """Live scoring: ``update(frame)`` with one ``(H, W)`` uint8 gray frame -> ``(raw_score, boxes, map)``;
     keeps the previous frame and its objects only. ``model.smooth`` of the raw scores of a whole video
-    equals ``model.score`` of it (the batch path computes the same flows in parallel)."""
+    equals ``model.score`` of it (the batch path computes the same flows in parallel) except that the
+    batch path gives frame 0, which has no flow, frame 1's raw score before smoothing (the stream
+    cannot wait: its frame 0 is scored with velocities 0)."""
 
     def __init__(self, model: ObjectModel):
         self.model, self.ex = model, model._extractor()
