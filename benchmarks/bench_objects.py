@@ -129,11 +129,13 @@ def select(args) -> None:
     train = load("training", args.width)
     fit_v, val_v = train[:12], train[12:]
     candidates = {"default": {}}
-    for spec in args.candidates:
-        name, kv = spec.split("=", 1)[0], spec
-        k, v = kv.split("=")
-        candidates[f"{k}={v}"] = {k: type(getattr(ObjectConfig(), k))(v) if not isinstance(getattr(ObjectConfig(), k), tuple)
-                                  else tuple(v.split(","))}
+    for spec in args.candidates:                 # "key=value" or several joined by ";"
+        over = {}
+        for kv in spec.split(";"):
+            k, v = kv.split("=")
+            d = getattr(ObjectConfig(), k)
+            over[k] = tuple(v.split(",")) if isinstance(d, tuple) else type(d)(v)
+        candidates[spec] = over
     rows, prepared = [], {}
     fg_keys = ("fg_k", "fg_floor", "min_area", "crop", "split", "iou", "flow_preset", "flow_scale", "holdout")
     for name, over in candidates.items():
