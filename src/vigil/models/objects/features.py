@@ -9,7 +9,7 @@ crop side.
   offset (median difference) so that a global brightness change moves nothing into the foreground;
   opened (specks) and closed (body parts joined), then 8-connected components are the objects.
 * **Motion** = DIS optical flow from the previous frame at half resolution with the frame's median
-  flow (camera shake) removed (:func:`vigil.models.hybrid_features.cell_flows` with 2x2 cells),
+  flow (camera shake) removed (:func:`vigil.models.hybrid.features.cell_flows` with 2x2 cells),
   averaged over each object's pixels.
 * **Tracking**: each object is matched to the previous frame's object of highest box IoU (greedy,
   IoU >= ``iou``); the change of velocity along the track is the object's acceleration.
@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from vigil.models.hybrid_features import PRESETS, _cell_flow, cell_flows
+from vigil.models.hybrid.features import PRESETS, _cell_flow, cell_flows
 
 FLOW_CELL = 2          # flow grid = working frame / 2 (DIS at finest scale 1 works at half resolution anyway)
 
