@@ -4,6 +4,7 @@ traceback, never silently wrong scores."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,6 +113,21 @@ def test_a_jpeg_with_damaged_data_is_scored_with_a_warning_naming_it(tmp_path, m
     with pytest.warns(VigilWarning, match=r"clip: 1 JPEG frame\(s\) with damaged data.*003\.jpg"):
         frames = Video.open(folder).frames()
     assert len(frames) == 6
+
+
+def test_a_jpeg_whose_data_was_zeroed_is_found_and_real_frames_are_not(tmp_path, monkeypatch):
+    import glob
+
+    from vigil.data.video import jpeg_damage
+
+    folder = _frames_folder(tmp_path)
+    good = [np.fromfile(p, dtype=np.uint8) for p in sorted(folder.iterdir())]
+    assert all(jpeg_damage(d) is None for d in good)
+    zeroed = good[2].copy()
+    zeroed[len(zeroed) // 2:len(zeroed) // 2 + 64] = 0
+    assert jpeg_damage(zeroed) is not None
+    ped2 = sorted(glob.glob(str(Path(__file__).resolve().parents[2] / "shared/data/ucsd_ped2/testing/frames/12/*.jpg")))
+    assert all(jpeg_damage(np.fromfile(p, dtype=np.uint8)) is None for p in ped2)   # real frames, when present
 
 
 def test_a_video_cut_short_is_read_with_a_warning_naming_the_missing_frames(tmp_path, monkeypatch):
