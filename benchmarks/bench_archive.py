@@ -67,8 +67,9 @@ def main() -> None:
     from vigil.engines.ray_engine import check_ray
 
     ray = check_ray()                              # imported as vigil imports it: a local Ray on 127.0.0.1
-    from vigil.archive import discover, load_detector, score_archive
+    from vigil.archive import discover, score_archive
     from vigil.engines import make_engine
+    from vigil.runs import load
 
     def scored(out, kw):
         kw = dict(kw)
@@ -81,7 +82,7 @@ def main() -> None:
     n_videos = make_archive(Path(args.data) / "testing" / "frames", archive, args.copies)
     units = discover(archive)
     assert len(units) == n_videos
-    det = load_detector(args.run)
+    det = load(args.run)
     det.progress = False
     for u in units[:12]:                          # fill the frame cache (the copies share its entries)
         Video.open(u.source).frames()

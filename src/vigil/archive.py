@@ -189,13 +189,6 @@ def source_identity(source: str | os.PathLike) -> str:
 
 # --- one video ------------------------------------------------------------------------------------
 
-def load_detector(run: str | os.PathLike, device: str = "cpu"):
-    """A run folder, or a ``.onnx`` file written by ``vigil export`` (:func:`vigil.runs.load`)."""
-    from vigil.runs import load
-
-    return load(run, device=device)
-
-
 def set_threads(threads: int | None) -> None:
     """Threads of this process for torch, OpenCV and (models loaded after this) ONNX Runtime."""
     if not threads:
@@ -322,7 +315,9 @@ def merge_parts(out: str | os.PathLike, parts: Path, units: list[Unit]) -> int:
 def local_engine(run: str, device: str, threads: int | None) -> Callable:
     """Score units one after another in this process (what ``vigil score`` always did)."""
     set_threads(threads)
-    det = load_detector(run, device)
+    from vigil.runs import load
+
+    det = load(run, device=device)
     name = worker_name()
 
     def engine(units: list[Unit], maps_dir: str | None) -> Iterator[Result]:

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, NamedTuple, Sequence
 import numpy as np
 
 from vigil import training
+from vigil.training import resolve_device  # noqa: F401  (part of the API models use)
 from vigil.data.guard import FrameGuard, GuardStream
 from vigil.data.video import Video, working_frame
 from vigil.errors import VigilError
@@ -59,17 +60,6 @@ class ExportSpec(NamedTuple):
 
 def as_video(v: Video | np.ndarray, name: str = "video") -> Video:
     return v if isinstance(v, Video) else Video.from_array(name, v)
-
-
-def resolve_device(device: str) -> "torch.device":  # noqa: F821
-    import torch
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise VigilError(f"--device {device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise VigilError(f"--device {device}: not a device name (use cpu, cuda or cuda:N)") from None
 
 
 def seed_everything(seed: int) -> None:

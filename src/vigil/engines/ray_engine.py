@@ -22,6 +22,7 @@ import sys
 
 from vigil import archive
 from vigil.errors import VigilError
+from vigil.runs import load
 
 _HINT = "--engine ray needs Ray: pip install 'vigil[ray]'"
 
@@ -48,7 +49,7 @@ def _detector(run: str, run_id: str, device: str, threads: int):
     key = (run, run_id, device, threads)
     if key not in _DETECTORS:
         archive.set_threads(threads)
-        det = archive.load_detector(run, device)
+        det = load(run, device=device)
         det.progress = False
         _DETECTORS.clear()                      # one run per worker process at a time
         _DETECTORS[key] = det
@@ -87,7 +88,7 @@ class RayEngine:
     def __init__(self, run: str, *, device: str = "cpu", threads: int | None = None, workers: int | None = None,
                  retries: int = 2, address: str | None = None):
         check_ray(local=not address)
-        archive.load_detector(run, device)      # a bad run fails here, in one line, before Ray starts
+        load(run, device=device)      # a bad run fails here, in one line, before Ray starts
         self.run = os.path.abspath(run)
         self.run_id = archive.run_identity(run)
         self.device, self.threads, self.workers, self.retries = device, threads or 1, workers, retries
