@@ -39,13 +39,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from sklearn.neighbors import NearestNeighbors
 
 from vigil import scoring, training
 from vigil.detector import Detector, Input
 from vigil.errors import VigilError
 from vigil.models.hybrid.features import (Cells, CellStream, PRESETS, cell_flows, empty_cells, working_size,
                                           window_speeds)
+from vigil.models.knn import KnnBank
 from vigil.registry import register
 
 EVIDENCE = ("motion", "location", "dynamics", "appearance")
@@ -73,27 +73,6 @@ class HybridConfig:
     false_alarm_rate: float = 0.01  # threshold_ gives this rate on held-out normal frames
     seed: int = 0
     guard: bool = True            # frames turned upright, noisy/blurred ones concealed (vigil.data.guard)
-
-
-class _Bank:
-    """Standardised kNN bank: ``score(X)`` = log mean distance to the ``k`` nearest normal rows."""
-
-    def __init__(self, bank: np.ndarray, mean: np.ndarray, scale: np.ndarray, k: int):
-        self.bank, self.mean, self.scale = bank, mean, scale
-        self.nn = NearestNeighbors(n_neighbors=min(k, len(bank)), algorithm="kd_tree").fit(bank)
-
-    @classmethod
-    def fit(cls, X: np.ndarray, k: int, size: int, rng: np.random.Generator) -> "_Bank":
-        mean, scale = X.mean(0), np.maximum(X.std(0), 1e-3)
-        if len(X) > size:
-            X = X[rng.choice(len(X), size, replace=False)]
-        return cls(((X - mean) / scale).astype(np.float32), mean.astype(np.float32), scale.astype(np.float32), k)
-
-    def score(self, X: np.ndarray) -> np.ndarray:
-        if len(X) == 0:
-            return np.zeros(0, np.float32)
-        d, _ = self.nn.kneighbors((X - self.mean) / self.scale)
-        return np.log(d.mean(1) + 1e-3).astype(np.float32)
 
 
 class _LocationModel:
@@ -175,7 +154,7 @@ class Hybrid(Detector):
             raise VigilError(f"hybrid: only {len(fit_cells.idx)} moving cells in the training videos "
                              f"(threshold {self.tau_:.3f} px/frame); the training footage shows no motion")
         rng = np.random.default_rng(cfg.seed)
-        self.banks_ = {e: _Bank.fit(getattr(fit_cells, _BANKS[e]), cfg.k, cfg.bank_size, rng)
+        self.banks_ = {e: KnnBank.fit(getattr(fit_cells, _BANKS[e]), cfg.k, cfg.bank_size, rng)
                        for e in cfg.evidence if e in _BANKS}
         n_cells = (self.size_[0] // cfg.cell) * (self.size_[1] // cfg.cell)
         # the ridge is the flow-noise variance: tau_ is ~3.5 noise standard deviations (see above)
@@ -295,7 +274,7 @@ class Hybrid(Detector):
                 raise ValueError(f"{key} has shape {got}, these settings need {shape} (cell {self.config.cell}, "
                                  f"working size {self.size_[0]}x{self.size_[1]})")
         self.location_ = _LocationModel(arrays["loc_mean"], arrays["loc_icov"], arrays["loc_logdet"])
-        self.banks_ = {k: _Bank(arrays[f"{k}_bank"], arrays[f"{k}_mean"], arrays[f"{k}_scale"], self.config.k)
+        self.banks_ = {k: KnnBank(arrays[f"{k}_bank"], arrays[f"{k}_mean"], arrays[f"{k}_scale"], self.config.k)
                        for k in self.config.evidence if k in _BANKS}
 
 

@@ -49,9 +49,9 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from sklearn.neighbors import NearestNeighbors
 
 from vigil.errors import VigilError
+from vigil.models.knn import KnnBank
 from vigil.models.objects.features import FrameObjects, ObjectExtractor, background, empty_objects, noise_scale
 from vigil.scoring import robust_stats
 
@@ -87,30 +87,6 @@ class ObjectConfig:
 
 
 # ------------------------------------------------------------------------------------------------
-class _Bank:
-    """Standardised kNN bank: ``score(X)`` = log mean distance to the ``k`` nearest normal rows."""
-
-    def __init__(self, bank: np.ndarray, mean: np.ndarray, scale: np.ndarray, k: int):
-        self.bank, self.mean, self.scale = bank, mean, scale
-        self.nn = NearestNeighbors(n_neighbors=min(k, len(bank)), algorithm="kd_tree").fit(bank)
-
-    @classmethod
-    def fit(cls, X: np.ndarray, k: int, size: int, rng: np.random.Generator, weights: np.ndarray | None = None) -> "_Bank":
-        """Columns standardised, then multiplied by ``weights`` (a column's say in the distance)."""
-        mean, scale = X.mean(0), np.maximum(X.std(0), 1e-3)
-        if weights is not None:
-            scale = scale / np.maximum(weights, 1e-6)
-        if len(X) > size:
-            X = X[rng.choice(len(X), size, replace=False)]
-        return cls(((X - mean) / scale).astype(np.float32), mean.astype(np.float32), scale.astype(np.float32), k)
-
-    def score(self, X: np.ndarray) -> np.ndarray:
-        if len(X) == 0:
-            return np.zeros(0, np.float32)
-        d, _ = self.nn.kneighbors((X - self.mean) / self.scale)
-        return np.log(d.mean(1) + 1e-3).astype(np.float32)
-
-
 def _net(code: int):
     import torch.nn as nn
 
@@ -276,7 +252,7 @@ class ObjectModel:
                 w = np.ones(desc[e].shape[1])
                 if e in ("motion", "shape"):
                     w[:2] = cfg.pos_weight             # columns 0, 1 are the position
-                self.banks_[e] = _Bank.fit(desc[e], cfg.k, cfg.bank_size, rng, w)
+                self.banks_[e] = KnnBank.fit(desc[e], cfg.k, cfg.bank_size, rng, w)
         self.ae_ = None
         if "appearance" in cfg.evidence and ae is not None:
             self.ae_ = ae
@@ -458,7 +434,7 @@ class ObjectModel:
             m.fg_thr_, m.tail_q_, m.tail_beta_, m.threshold_ = (float(meta[k]) for k in ("fg_thr", "tail_q", "tail_beta", "threshold"))
             m.bg_, m.calib_, m.tail_scores_, m.persp_h_, m.persp_w_ = (
                 np.asarray(arrays[k]) for k in ("bg", "calib", "tail_scores", "persp_h", "persp_w"))
-            m.banks_ = {e: _Bank(arrays[f"bank_{e}"], arrays[f"mean_{e}"], arrays[f"scale_{e}"], cfg.k)
+            m.banks_ = {e: KnnBank(arrays[f"bank_{e}"], arrays[f"mean_{e}"], arrays[f"scale_{e}"], cfg.k)
                         for e in cfg.evidence if e != "appearance"}
             m.ae_ = None
             if "appearance" in cfg.evidence:
