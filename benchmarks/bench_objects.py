@@ -23,7 +23,6 @@ import glob
 import os
 import platform
 import resource
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path

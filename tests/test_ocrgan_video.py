@@ -11,7 +11,7 @@ import torch
 
 import vigil.models.ocrgan_video  # noqa: F401  (registers the detector)
 from vigil.errors import VigilError
-from vigil.detector import Detector, as_video, seed_everything
+from vigil.detector import Detector, seed_everything
 from vigil.registry import get_detector
 from vigil.models.ocrgan_video.detector import OcrGanVideoConfig
 from vigil.models.ocrgan_video.network import ChannelSelection, FrequencySplit, OcrGanVideoModel

@@ -134,8 +134,8 @@ class Hybrid(Detector):
         cfg = self.config
         held = self._holdout(len(grays))
         if all(len(g) < 2 for g in grays):
-            raise VigilError(f"hybrid: every training video holds a single frame; motion needs at least two "
-                             f"consecutive frames in a video")
+            raise VigilError("hybrid: every training video holds a single frame; motion needs at least two "
+                             "consecutive frames in a video")
         if sum(len(g) for g in grays) < 3:
             raise VigilError(f"hybrid: training videos hold {sum(len(g) for g in grays)} frames; need at least 3")
         # Pass 1, flow: the moving threshold comes from the training footage itself.

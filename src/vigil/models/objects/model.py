@@ -44,9 +44,8 @@ or upside down, each also inside a pseudo-crowd made by laying one clip's foregr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
-import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 

@@ -36,7 +36,6 @@ from typing import NamedTuple, Sequence
 import cv2
 import numpy as np
 import torch
-from einops import rearrange
 from scipy.ndimage import gaussian_filter
 
 from vigil import scoring, training
