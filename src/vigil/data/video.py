@@ -41,8 +41,9 @@ def list_images(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()), key=natural_key)
 
 
-def _read_image(path: Path) -> np.ndarray:
-    """One frame as ``(H, W, 3)`` uint8 RGB; a clear error for an unreadable or truncated file."""
+def _read_image(path: Path, damaged: list | None = None) -> np.ndarray:
+    """One frame as ``(H, W, 3)`` uint8 RGB; a clear error for an unreadable or truncated file.
+    ``damaged``: a JPEG whose data is damaged but decodes (:func:`jpeg_damage`) is appended to it."""
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise VigilError(f"{path}: empty image file")
@@ -51,6 +52,8 @@ def _read_image(path: Path) -> np.ndarray:
         tail = tail[: np.flatnonzero(tail).max() + 1] if tail.any() else tail
         if tail.size < 2 or tail[-2] != 0xFF or tail[-1] != 0xD9:
             raise VigilError(f"{path}: truncated JPEG (no end-of-image marker)")
+        if damaged is not None and jpeg_damage(data) is not None:
+            damaged.append(path)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         raise VigilError(f"{path}: unreadable image (not a valid {path.suffix.lstrip('.')} file)")
@@ -233,10 +236,11 @@ class Video:
             files = list_images(self.source)
             if not files:
                 raise VigilError(f"{self.source}: folder holds no frames")
-            first = _read_image(files[0])
+            damaged: list[Path] = []                 # list.append is atomic: safe from the pool's threads
+            first = _read_image(files[0], damaged)
 
             def one(p: Path) -> np.ndarray:
-                img = first if p is files[0] else _read_image(p)
+                img = first if p is files[0] else _read_image(p, damaged)
                 if img.shape != first.shape:
                     raise VigilError(f"{p}: frame size {img.shape[1]}x{img.shape[0]} differs from "
                                      f"{files[0].name} ({first.shape[1]}x{first.shape[0]})")
@@ -246,10 +250,9 @@ class Video:
             # their order and raises the first bad frame's error, as a loop would
             with ThreadPoolExecutor(max_workers=_DECODE_THREADS) as pool:
                 out = np.stack(list(pool.map(one, files)))
-            damaged = [i + 1 for i, p in enumerate(files) if p.suffix.lower() in (".jpg", ".jpeg")
-                       and jpeg_damage(np.fromfile(p, dtype=np.uint8)) is not None]
             if damaged:
-                shown = ", ".join(files[i - 1].name for i in damaged[:5]) + (" ..." if len(damaged) > 5 else "")
+                damaged.sort(key=natural_key)
+                shown = ", ".join(p.name for p in damaged[:5]) + (" ..." if len(damaged) > 5 else "")
                 warnings.warn(VigilWarning(f"{self.source}: {len(damaged)} JPEG frame(s) with damaged data, decoded "
                                            f"as far as they go: {shown}"), stacklevel=2)
             return out
