@@ -1,7 +1,9 @@
-"""Benchmark of the ``hybrid`` detector on a labelled dataset (default: the UCSD Ped2 development split).
+"""Benchmark of the ``hybrid`` detector on a labelled dataset (default: UCSD Ped2, all 12 test clips).
 
 Prints and (with ``--json``) writes: frame metrics (micro AUC raw and per-video normalised, macro AUC,
-AP, EER), fitting time, scoring speed and peak memory, the machine, and an ablation in which each kind
+AP, EER), the test figures every benchmark prints (micro AUC on all clips, 01-06 and 07-12, per clip,
+the threshold's share of normal and anomalous frames: ``common.test_figures``), fitting time, scoring
+speed and peak memory, the machine, and an ablation in which each kind
 of evidence is fitted, calibrated and scored alone, then the fusions.
 
 Speed is measured two ways, both on one process:
@@ -10,7 +12,7 @@ Speed is measured two ways, both on one process:
   (360x240 for Ped2); the clock covers resizing, flow, descriptors, kNN, fusion and smoothing;
 * **end to end**: the same from the dataset's image files with the frame cache off (decode included).
 
-    .venv/bin/python benchmarks/bench_hybrid.py [--data PATH] [--json out.json] [--no-ablation]
+    .venv/bin/python benchmarks/bench_hybrid.py [--data PATH] [--seed S] [--json out.json] [--no-ablation]
 """
 
 from __future__ import annotations
@@ -18,29 +20,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA, peak_rss_mib, print_test_figures, test_figures  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ucsd_ped2"
 ABLATION = [("motion",), ("location",), ("dynamics",), ("appearance",),
             ("motion", "location"), ("motion", "location", "dynamics"),
             ("motion", "location", "dynamics", "appearance")]
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux reports KiB
-
-
-def evaluate(ds, evidence=None) -> dict:
+def evaluate(ds, evidence=None, seed: int = 0) -> dict:
     """Fit on ``ds.train``, score ``ds.test``; metrics and timings."""
     from vigil.metrics import frame_metrics
     from vigil.models.hybrid import Hybrid
 
-    det = Hybrid(**({} if evidence is None else {"evidence": tuple(evidence)}))
+    det = Hybrid(seed=seed, **({} if evidence is None else {"evidence": tuple(evidence)}))
     for v in ds.train:                                  # decode into the frame cache outside the clock
         v.frames(size=(240, 160), gray=True)            # (Ped2's working size; elsewhere only a warm-up)
     t0 = time.perf_counter()
@@ -52,7 +49,8 @@ def evaluate(ds, evidence=None) -> dict:
     scores = [det.score(a) for a in arrays]
     mem_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     m = frame_metrics(scores, [v.labels for v in ds.test])
-    return {"evidence": list(det.config.evidence), "metrics": m.as_dict(), "table": m.table(),
+    fig = test_figures(ds.test, scores, det.threshold_, fit_seconds=fit_s, score_seconds=mem_s)
+    return {"evidence": list(det.config.evidence), "metrics": m.as_dict(), "table": m.table(), "figures": fig,
             "fit_s": fit_s, "frames": n, "fps_in_memory": n / mem_s,
             "frames_per_cpu_second": n / cpu_s, "tau": det.tau_,
             "threshold": det.threshold_, "frame_size": list(arrays[0].shape[1:3][::-1]), "det": det}
@@ -78,6 +76,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="dataset folder (default: %(default)s)")
     ap.add_argument("--json", help="write the results here as JSON")
     ap.add_argument("--no-ablation", action="store_true", help="skip the per-evidence ablation")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the kNN banks' subsample (default %(default)s)")
     args = ap.parse_args(argv)
     ds = load_dataset(args.data)
     if not ds.has_labels:
@@ -86,7 +85,7 @@ def main(argv=None) -> int:
     print(ds.describe())
     machine = machine_info()
     print("machine:", json.dumps(machine))
-    main_run = evaluate(ds)
+    main_run = evaluate(ds, seed=args.seed)
     det = main_run.pop("det")
     main_run["fps_end_to_end"] = end_to_end_fps(det, ds)
     main_run["peak_rss_mib"] = peak_rss_mib()
@@ -102,6 +101,7 @@ def main(argv=None) -> int:
           f"per CPU-second (all threads; independent of other load)")
     print(f"load average at the end (other processes share the CPU): {os.getloadavg()[0]:.1f}")
     print(f"peak memory (RSS, whole process so far)            {main_run['peak_rss_mib']:.0f} MiB")
+    print_test_figures(f"hybrid, seed {args.seed}", main_run["figures"])
     main_run["load_average_1min"] = os.getloadavg()[0]
     results = {"data": str(args.data), "machine": machine, "hybrid": main_run, "ablation": []}
     if not args.no_ablation:
