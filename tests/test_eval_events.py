@@ -143,3 +143,23 @@ def test_bad_input_is_one_clear_line():
         event_metrics([np.zeros(3)], [np.zeros(3)], 0.5, min_frames=0)
     with pytest.raises(VigilError, match="threshold"):
         event_metrics([np.zeros(3)], [np.zeros(3)], float("nan"))
+
+
+def test_the_benchmarks_test_figures_report_the_events_at_the_threshold(capsys):
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from common import print_test_figures, test_figures
+
+    scores, labels = _two_videos()
+    vids = [SimpleNamespace(name="01", labels=labels[0]), SimpleNamespace(name="02", labels=labels[1])]
+    fig = test_figures(vids, scores, 0.5, fit_seconds=1.0, score_seconds=1.0)     # fps 10 by default
+    ev = fig["events"]
+    assert (ev["n_detected"], ev["n_stretches"], ev["n_false_alarm_events"]) == (2, 2, 1)
+    assert ev["median_delay_seconds"] == pytest.approx(0.1) and ev["fps"] == 10.0
+    assert test_figures(vids, scores, 0.5, fit_seconds=1.0, score_seconds=1.0, fps=5.0)["events"][
+        "median_delay_seconds"] == pytest.approx(0.2)
+    print_test_figures("t", fig)
+    assert "anomalous stretches detected                 2 / 2" in capsys.readouterr().out
