@@ -1,7 +1,8 @@
 """Live watching: read a camera, stream or file, score frames as they arrive, report events.
 
 An **event** starts when the score stays above the model's calibrated ``threshold_`` for
-``min_frames`` frames, and ends when it stays below for ``gap_frames``; it is reported once, when it
+``min_frames`` frames, and ends when it stays below for ``gap_frames`` (the rule of
+:mod:`vigil.events`, after its causal median of 3, shared with ``vigil evaluate``); it is reported once, when it
 ends, as one JSON line: ``{"event": n, "start_frame", "end_frame", "start_time", "end_time",
 "peak_frame", "peak_score", "threshold", "source", "ended"}`` (frames 1-based, times in seconds from
 the start of the source; ``ended`` says why it ended: ``"gap"`` below the threshold, ``"drop"`` the
@@ -30,7 +31,6 @@ When things go wrong:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import signal
@@ -38,7 +38,6 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -46,76 +45,8 @@ import cv2
 import numpy as np
 
 from vigil.errors import VigilError
+from vigil.events import CausalMedian, Event, EventTracker
 from vigil.webhooks import WebhookSender, check_url
-
-
-@dataclass
-class Event:
-    event: int
-    start_frame: int
-    end_frame: int
-    start_time: float
-    end_time: float
-    peak_frame: int
-    peak_score: float
-    threshold: float
-    source: str = ""
-    ended: str = "gap"
-
-    def as_json(self) -> str:
-        return json.dumps(asdict(self))
-
-
-@dataclass
-class EventTracker:
-    """Hysteresis on a score stream: ``min_frames`` above the threshold opens, ``gap_frames`` below closes."""
-
-    threshold: float
-    min_frames: int = 3
-    gap_frames: int = 5
-    source: str = ""
-    count: int = 0
-    _above: int = 0
-    _below: int = 0
-    _open: dict | None = field(default=None, repr=False)
-    _first: tuple = field(default=(0, 0.0), repr=False)
-
-    @property
-    def active(self) -> bool:
-        return self._open is not None
-
-    def update(self, frame: int, t: float, score: float) -> Event | None:
-        """Feed one frame (1-based number, time); returns an event when one has just ended."""
-        hot = score > self.threshold
-        if self._open is None:
-            self._above = self._above + 1 if hot else 0
-            if self._above == 1:
-                self._first = (frame, t)          # the event, if it opens, starts here
-            if self._above >= self.min_frames:
-                first, t_first = self._first
-                self._open = dict(start_frame=first, start_time=t_first, peak_frame=frame, peak_score=score,
-                                  end_frame=frame, end_time=t)
-                self._below = 0
-            return None
-        ev = self._open
-        if score > ev["peak_score"]:
-            ev["peak_frame"], ev["peak_score"] = frame, score
-        if hot:
-            ev["end_frame"], ev["end_time"], self._below = frame, t, 0
-            return None
-        self._below += 1
-        return self.flush("gap") if self._below >= self.gap_frames else None
-
-    def flush(self, ended: str = "end") -> Event | None:
-        """Close the open event (end of source, a signal, a drop); returns it, or None. Either way
-        the count of frames above the threshold starts again from zero."""
-        if self._open is None:
-            self._above = self._below = 0
-            return None
-        self.count += 1
-        ev = Event(event=self.count, threshold=self.threshold, source=self.source, ended=ended, **self._open)
-        self._open, self._above, self._below = None, 0, 0
-        return ev
 
 
 def parse_source(source: str) -> int | str:
@@ -500,7 +431,7 @@ def watch(detector, source: str, *, events_out=None, save_dir: str | None = None
                 old_handlers[sig] = signal.signal(sig, on_signal)
 
     n, t0, last_status, score, fresh = 0, time.monotonic(), 0.0, float("nan"), 0
-    stream, recent = None, deque(maxlen=3)            # causal median of 3: one frame of delay, no look-ahead
+    stream, smoother = None, CausalMedian()           # causal median of 3: one frame of delay, no look-ahead
     try:
         frames = read_frames(source, realtime=realtime, max_retries=max_retries, backoff=backoff, log=log,
                              on_reconnect=on_reconnect)
@@ -522,12 +453,11 @@ def watch(detector, source: str, *, events_out=None, save_dir: str | None = None
                     log(f"vigil: {source}: scoring starts afresh at frame {n + 1} "
                         f"(no event opens in the first {warmup} frames)")
                 stream, fresh, state["gap"] = detector.stream(maps=maps), 0, False
-                recent.clear()
+                smoother.reset()
             n += 1
             fresh += 1
             raw, amap = stream.update(frame)
-            recent.append(raw)
-            score = float(np.median(recent))
+            score = smoother.update(raw)
             ev = tracker.update(n, t, score) if fresh > warmup else None
             if recorder:
                 recorder.add(frame, score, amap, tracker.active or ev is not None)
