@@ -38,7 +38,7 @@ def test_a_crowd_of_normal_walkers_does_not_raise_the_score(fitted):
 def test_a_fast_object_is_found_and_boxed(fitted):
     rng = np.random.default_rng(1)
     gray, truth = scene(rng, 3, odd=(20, 45), odd_speed=3.0)
-    scores, boxes = fitted._score_boxes(gray, gray.shape[1:])
+    scores, boxes = fitted.score_boxes(gray)
     lab = np.array([b is not None for b in truth])
     assert roc_auc_score(lab, scores) > 0.9
     assert scores[lab].max() > fitted.threshold_

@@ -138,6 +138,8 @@ class Hybrid(Detector):
               "tau_factor": (0.0, None), "k": (1, None), "bank_size": (1, None), "shrinkage": (0.0, None),
               "holdout": (0.0, 1.0), "neighbourhood": (1, None), "smooth_sigma": (0.0, None),
               "false_alarm_rate": (0.0, 1.0), "seed": (0, None), "tail": (1e-3, 0.5), "box_p": (0.0, 1.0)}
+    #: the cell version's map is on the frame score's scale (its boxes are cut at threshold_)
+    maps_on_score_scale = True
     #: run folders saved before these settings existed were fitted with the cell version
     legacy_settings = {"pooling": "cells", "calibration": "holdout"}
 
@@ -362,14 +364,17 @@ class Hybrid(Detector):
     def _score_boxes(self, gray: np.ndarray, frame_size: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Scores ``(T,)`` and, per frame, ``(K, 5)`` boxes ``x0 y0 x1 y1 score`` in the frame's pixels
         (x1, y1 exclusive): the moving regions rarer than ``box_p`` among held-out normal regions, scored
-        by their surprise ``-log p``. The cell version has no regions: its frames have no boxes."""
+        by their surprise ``-log p``. The cell version has no regions: its boxes are the components of its
+        map above ``threshold_`` (its map is on the frame score's scale)."""
+        if self.config.pooling == "cells":
+            return super()._score_boxes(gray, frame_size)
         cells = self._cells(gray)
         scores, per_cell = self._frame_scores(cells)
         h, w = frame_size
         sx, sy = w / self.size_[0], h / self.size_[1]
         out = []
         for c, z in zip(cells, per_cell):
-            if self.config.pooling == "cells" or c is None or len(c.idx) == 0:
+            if c is None or len(c.idx) == 0:
                 out.append(np.zeros((0, 5), np.float32))
                 continue
             region, boxes, _ = self._region_scores(c, z)
