@@ -205,13 +205,18 @@ class Postgres:
     """A throw-away PostgreSQL cluster in ``tmp`` on a free port (as user ``nobody`` when run as root)."""
 
     def __init__(self, tmp: Path):
+        import pwd
+        import tempfile
+
         bin_ = postgres_bin()
+        self.as_user, self.own = [], None
+        if os.geteuid() == 0:           # PostgreSQL refuses root; pytest's folders are closed to others
+            self.own = tmp = Path(tempfile.mkdtemp(prefix="vigil-pg-"))
+            nobody = pwd.getpwnam("nobody")
+            os.chown(tmp, nobody.pw_uid, nobody.pw_gid)
+            self.as_user = ["runuser", "-u", "nobody", "--"]
         self.port, self.data = free_port(), tmp / "pgdata"
         tmp.mkdir(parents=True, exist_ok=True)
-        self.as_user = []
-        if os.geteuid() == 0:
-            os.chmod(tmp, 0o777)
-            self.as_user = ["runuser", "-u", "nobody", "--"]
         self.pg_ctl = str(bin_ / "pg_ctl")
         subprocess.run(self.as_user + [str(bin_ / "initdb"), "-D", str(self.data), "-U", "vigil", "--auth=trust",
                                        "-E", "UTF8"], check=True, capture_output=True, timeout=120)
@@ -223,3 +228,5 @@ class Postgres:
     def stop(self) -> None:
         subprocess.run(self.as_user + [self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"],
                        capture_output=True, timeout=60)
+        if self.own is not None:
+            shutil.rmtree(self.own, ignore_errors=True)

@@ -122,7 +122,8 @@ class Camera:
     def stop(self, timeout: float = 10.0) -> None:
         """End scoring; the open event, if any, is closed (``ended: stop``) and written."""
         self._stop.set()
-        self._threads[1].join(timeout)
+        if self._threads[1].is_alive():
+            self._threads[1].join(timeout)
 
     @property
     def frames_skipped(self) -> int:
