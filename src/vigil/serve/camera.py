@@ -1,11 +1,12 @@
 """One camera of the service: a reader thread, a scoring thread, the watch rule, its events.
 
 The **reader** pulls frames from the source (:func:`vigil.watch.read_frames`: reconnection with
-back-off, the password masked in every message) and hands over only the newest one (a slot of one
-frame): when scoring falls behind the camera's frame rate, the frames it had no time for are
-**skipped and counted** (``frames_skipped``: the page, ``/api/cameras`` and ``/metrics`` show it, the
-log says so once a minute) instead of queueing without bound. Memory per camera is bounded: one
-frame in the slot, the pre-roll (``pre_seconds`` of frames), the model's few frames of context.
+back-off, the password masked in every message) and hands them over through a short queue (three
+frames: slack for frames that arrive in bursts): when scoring falls behind the camera's frame rate,
+the oldest frames it had no time for are **skipped and counted** (``frames_skipped``: the page,
+``/api/cameras`` and ``/metrics`` show it, the log says so once a minute) instead of queueing without
+bound. Memory per camera is bounded: three
+frames in the queue, the pre-roll (``pre_seconds`` of frames), the model's few frames of context.
 
 The **scorer** applies exactly ``vigil watch``'s rule (:class:`vigil.watch.LiveScorer`: causal median
 of 3, no event during the warm-up; :class:`vigil.watch.EventTracker`: ``min_frames`` above the
@@ -33,21 +34,26 @@ from vigil.serve.media import ClipWriter, Media, annotated, jpeg
 from vigil.watch import EventTracker, LiveScorer, is_live, read_frames
 
 
-class FrameSlot:
-    """The newest frame, from the reader to the scorer; an unread frame that is replaced is skipped."""
+class FrameQueue:
+    """The frames from the reader to the scorer: at most ``capacity`` wait (a little slack for frames
+    that arrive in bursts); when scoring falls behind, the oldest waiting frame is dropped and counted
+    as skipped, so the scorer lags by ``capacity`` frames at most and memory stays bounded."""
 
-    def __init__(self):
+    def __init__(self, capacity: int = 3):
         self._cond = threading.Condition()
-        self._item: tuple[np.ndarray, float, bool] | None = None
+        self._items: deque = deque()
+        self.capacity = capacity
         self._gap = False
         self.skipped = 0
 
     def put(self, frame: np.ndarray, t: float) -> None:
         with self._cond:
-            if self._item is not None:
+            gap, self._gap = self._gap, False
+            if len(self._items) >= self.capacity:
+                _, _, dropped_gap = self._items.popleft()
+                gap = gap or dropped_gap                  # a gap is never lost with the frame that carried it
                 self.skipped += 1
-            self._item = (frame, t, self._gap or (self._item[2] if self._item else False))
-            self._gap = False
+            self._items.append((frame, t, gap))
             self._cond.notify()
 
     def gap(self) -> None:
@@ -57,10 +63,9 @@ class FrameSlot:
 
     def take(self, timeout: float) -> tuple[np.ndarray, float, bool] | None:
         with self._cond:
-            if self._item is None:
+            if not self._items:
                 self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return item
+            return self._items.popleft() if self._items else None
 
 
 class Rate:
@@ -89,7 +94,7 @@ class Camera:
         self.announce, self.log, self.pause_reset, self.backoff = announce, log, pause_reset, backoff
         self.threshold = float(cfg.threshold if cfg.threshold is not None else detector.threshold_)
         self.pre_seconds, self.max_event_seconds = pre_seconds, max_event_seconds
-        self.slot = FrameSlot()
+        self.queue = FrameQueue()
         self.tracker = EventTracker(self.threshold, cfg.min_frames, cfg.gap_frames, source=cfg.name)
         self.scorer = LiveScorer(detector, maps=True)
         self.read_rate, self.score_rate = Rate(), Rate()
@@ -108,6 +113,7 @@ class Camera:
         self._pre: deque = deque(maxlen=int((pre_seconds + 2) * 60) + cfg.min_frames)
         self._event: dict | None = None               # the open event's row
         self._clip: ClipWriter | None = None
+        self._writers: list[ClipWriter] = []          # clips still being finished
         self._peak: tuple | None = None               # (score, frame, map, time, frame number) at the peak
         self._peak_dirty, self._last_update = False, 0.0
         self._skip_said = (0.0, 0)
@@ -124,10 +130,12 @@ class Camera:
         self._stop.set()
         if self._threads[1].is_alive():
             self._threads[1].join(timeout)
+        for w in self._writers:                        # the clips of the events just closed
+            w.join(timeout)
 
     @property
     def frames_skipped(self) -> int:
-        return self.slot.skipped
+        return self.queue.skipped
 
     def state(self, now: float | None = None) -> str:
         now = time.time() if now is None else now
@@ -172,13 +180,13 @@ class Camera:
         while not self._stop.is_set():
             try:
                 for frame, _ in read_frames(str(self.cfg.source), realtime=not live, max_retries=1_000_000,
-                                            backoff=self.backoff, log=self._log_source, on_reconnect=self.slot.gap,
+                                            backoff=self.backoff, log=self._log_source, on_reconnect=self.queue.gap,
                                             name=f"camera {self.name} ({self.cfg.shown_source})"):
                     now = time.time()
                     self.frames_read += 1
                     self.last_frame_at = now
                     self.read_rate.tick(now)
-                    self.slot.put(frame, now)
+                    self.queue.put(frame, now)
                     if self._stop.is_set():
                         return
             except Exception as e:                      # noqa: BLE001: a reader must not die silently
@@ -196,7 +204,7 @@ class Camera:
     def _score_loop(self) -> None:
         try:
             while not self._stop.is_set():
-                item = self.slot.take(timeout=0.25)
+                item = self.queue.take(timeout=0.25)
                 if item is None:
                     if self.scorer.started and time.time() - self.last_frame_at > self.pause_reset:
                         self._gap(f"no frame for {self.pause_reset:g}s")
@@ -251,7 +259,7 @@ class Camera:
         self.latency_count += 1
 
     def _say_skips(self) -> None:
-        now, skipped = time.time(), self.slot.skipped
+        now, skipped = time.time(), self.queue.skipped
         said_at, said = self._skip_said
         if skipped > said and now - said_at >= 60:
             self.log(f"vigil: camera {self.name}: scoring falls behind the camera ({skipped - said} frames "
@@ -275,7 +283,7 @@ class Camera:
             fps = self.read_rate.value(time.time()) or 10.0
             h, w = frame.shape[:2]
             self._clip = ClipWriter(self.media, self.name, row["id"], fps, (w, h))
-            self._clip_limit = int(self.max_event_seconds * fps)
+            self._clip_limit, self._clip_written = int(self.max_event_seconds * fps), 0
             for t, f in self._pre:
                 if t >= row["start_time"] - self.pre_seconds:
                     self._clip.write(f)
@@ -284,8 +292,9 @@ class Camera:
 
     def _during(self, peak: tuple) -> None:
         score, frame = peak[:2]
-        if self._clip is not None and self._clip.frames < self._clip_limit:
+        if self._clip is not None and self._clip_written < self._clip_limit:
             self._clip.write(frame)
+            self._clip_written += 1
         self._event["score"] = score
         if score > self._peak[0]:
             self._peak, self._peak_dirty = peak, True
@@ -303,22 +312,30 @@ class Camera:
         self.announce("update", before, dict(self._event))
 
     def _finish(self, ev) -> None:
-        """The tracker closed the event (``ev``: :class:`vigil.watch.Event`): clip, snapshot, ``end``."""
+        """The tracker closed the event (``ev``: :class:`vigil.watch.Event`): snapshot, clip, ``end``.
+        With a clip, ``end`` is announced when the clip's writer has put it in place."""
         if self._event is None:
             return
         if self._peak_dirty:
             self._snapshot()
         before = dict(self._event)
-        has_clip, note = False, None
-        if self._clip is not None:
-            has_clip = self._clip.finish()
-            note = None if has_clip else self._clip.failed
-        elif self.media.problem:
-            note = f"not written: {self.media.problem}"
         self._event.update(end_time=round(ev.end_time, 3), ended=ev.ended, top_score=ev.peak_score,
-                           peak_frame=ev.peak_frame, has_clip=has_clip, clip_note=note)
-        row, self._event, self._clip, self._peak = dict(self._event), None, None, None
-        self.announce("end", before, row)
+                           peak_frame=ev.peak_frame, has_clip=False,
+                           clip_note=f"not written: {self.media.problem}" if self.media.problem else None)
+        row, clip = dict(self._event), self._clip
+        self._event, self._clip, self._peak = None, None, None
+        if clip is None:
+            self.announce("end", before, row)
+            return
+
+        def done(ok: bool, problem: str | None) -> None:
+            note = None if ok else problem
+            if ok and clip.dropped:
+                note = f"{clip.dropped} frames left out (the encoder fell behind)"
+            self.announce("end", before, {**row, "has_clip": ok, "clip_note": note})
+
+        self._writers = [w for w in self._writers if w._thread.is_alive()] + [clip]
+        clip.finish(done)
 
     def _close(self, why: str) -> None:
         """End the open event now (a gap, the end of a file, a stop)."""

@@ -216,7 +216,7 @@ def prometheus_text(service: "Service") -> str:
     family("vigil_camera_frames_read_total", "counter", "Frames read from the camera.", per("frames_read"))
     family("vigil_camera_frames_scored_total", "counter", "Frames scored.", per("frames_scored"))
     family("vigil_camera_frames_skipped_total", "counter",
-           "Frames not scored because scoring fell behind the camera (only the newest frame is kept).",
+           "Frames not scored because scoring fell behind the camera (at most 3 frames wait; the oldest go).",
            per("frames_skipped"))
     family("vigil_camera_fps", "gauge", "Frames per second read from the camera.", per("fps"))
     family("vigil_camera_scored_fps", "gauge", "Frames per second scored.", per("scored_fps"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
 import sys
 import tempfile
@@ -53,29 +54,66 @@ def _create(path: Path) -> None:
 
 
 class ClipWriter:
-    """One event's clip, written frame by frame into temporary files, renamed by :meth:`finish`."""
+    """One event's clip, encoded on a thread of its own (so scoring never waits for the encoder) into
+    temporary files, which :meth:`finish` renames into place.
 
-    def __init__(self, media: "Media", camera: str, event_id: str, fps: float, size: tuple[int, int]):
+    At most ``backlog`` frames wait for the encoder; a frame that finds the queue full is left out of
+    the clip (``dropped``) rather than slowing scoring down. :meth:`finish` returns at once;
+    ``done(ok, problem)`` is called from the writer's thread when the clip is in place (or not).
+    """
+
+    def __init__(self, media: "Media", camera: str, event_id: str, fps: float, size: tuple[int, int],
+                 backlog: int = 150):
         self.media, self.finals, self.tmps, self.writers = media, [], [], []
-        self.frames, self.failed = 0, None
-        w, h = size
-        folder = media.dir / "clips" / camera
-        for fmt in media.formats:
-            final = folder / f"{event_id}.{fmt}"
-            tmp = folder / f".{event_id}.tmp.{fmt}"           # OpenCV picks the container by extension
+        self.frames = self.dropped = 0
+        self.failed: str | None = None
+        self.folder, self.event_id, self.fps, self.size = media.dir / "clips" / camera, event_id, fps, size
+        self._queue: queue.Queue = queue.Queue(maxsize=backlog)
+        self._done: Callable[[bool, str | None], None] | None = None
+        self._thread = threading.Thread(target=self._run, name=f"vigil-clip-{event_id}", daemon=True)
+        self._thread.start()
+
+    # --- the scorer's side ------------------------------------------------------------------------
+    def write(self, rgb: np.ndarray) -> None:
+        try:
+            self._queue.put_nowait(rgb)
+        except queue.Full:
+            self.dropped += 1
+
+    def finish(self, done: Callable[[bool, str | None], None]) -> None:
+        self._done = done
+        self._queue.put(None)                           # always room for the end: it blocks at worst briefly
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    # --- the writer's thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        self._open()
+        while (rgb := self._queue.get()) is not None:
+            self._encode(rgb)
+        ok = self._close()
+        if self._done is not None:
+            self._done(ok, None if ok else self.failed)
+
+    def _open(self) -> None:
+        w, h = self.size
+        for fmt in self.media.formats:
+            final = self.folder / f"{self.event_id}.{fmt}"
+            tmp = self.folder / f".{self.event_id}.tmp.{fmt}"     # OpenCV picks the container by extension
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                self.folder.mkdir(parents=True, exist_ok=True)
                 _create(tmp)
             except OSError as e:
                 self._fail(final, e)
                 return
-            vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC[fmt]), max(1.0, fps), (w, h))
+            vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC[fmt]), max(1.0, self.fps), (w, h))
+            self.finals.append(final)
+            self.tmps.append(tmp)
             if not vw.isOpened():
                 self.failed = f"{final}: the {FOURCC[fmt]} video writer did not open"
                 self.abort()
                 return
-            self.finals.append(final)
-            self.tmps.append(tmp)
             self.writers.append(vw)
 
     def _fail(self, path: Path, e: OSError) -> None:
@@ -84,7 +122,7 @@ class ClipWriter:
             self.media.disk_problem(self.failed)
         self.abort()
 
-    def write(self, rgb: np.ndarray) -> None:
+    def _encode(self, rgb: np.ndarray) -> None:
         if self.failed or not self.writers:
             return
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
@@ -92,7 +130,7 @@ class ClipWriter:
             vw.write(bgr)
         self.frames += 1
 
-    def finish(self) -> bool:
+    def _close(self) -> bool:
         """Close, check and rename; True when the clip is in place under its final name(s)."""
         if self.failed or not self.writers:
             return False

@@ -49,7 +49,7 @@ function updateCamera(cam) {
   const score = cam.score == null ? "–" : cam.score.toFixed(2);
   t.figures.append(`score ${score} / threshold ${cam.threshold.toFixed(2)} · ${cam.fps.toFixed(1)} fps · `);
   const skipped = el("span", cam.frames_skipped ? "skipped" : "", `${cam.frames_skipped} frames skipped`);
-  if (cam.frames_skipped) skipped.title = "scoring fell behind the camera; only the newest frame is scored";
+  if (cam.frames_skipped) skipped.title = "scoring fell behind the camera; the oldest waiting frames were dropped";
   t.figures.append(skipped);
   for (const s of cam.scores || []) t.scores.push(s);
   const now = Date.now() / 1000;
