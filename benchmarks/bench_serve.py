@@ -1,7 +1,7 @@
 """`vigil serve`: how many 10 fps 360x240 cameras one machine watches with hybrid without skipping frames,
 the latency from a frame to its MQTT message, and memory over a long run with camera drops.
 
-    .venv/bin/python benchmarks/bench_serve.py [--run RUN] [--data PATH] [--cameras 1,2,3,4,6,8]
+    .venv/bin/python benchmarks/bench_serve.py [--run RUN] [--data PATH] [--cameras 1,2,4,6,8,10,12,16]
                                                [--step-seconds 30] [--minutes 10] [--json OUT]
 
 Cameras are MJPEG-over-HTTP streams served from this process on 127.0.0.1, each looping Ped2 test
@@ -15,7 +15,9 @@ decoding, scoring with maps, SQLite, clips, MQTT when mosquitto is installed), r
    arrival time of the frame that opened the event (``start_time`` + ``(min_frames - 1)`` frame
    intervals); and the service's own frame-arrival-to-decision time (``/metrics``).
 3. **Memory.** At the capacity (or 2 cameras), for ``--minutes``, one camera drops for 5 s every 30 s;
-   the process's resident memory is sampled every 10 s (first and last minute, growth per minute).
+   the process's resident memory is sampled every 10 s (before the service started, each minute's
+   mean, growth per minute after the first). The cameras live in the same process: their JPEGs are
+   in the figure before the service starts.
 
 Without ``--run``, hybrid is fitted on the Ped2 training videos first (a minute or two).
 """
@@ -37,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 from common import DEFAULT_DATA, report  # noqa: E402
-from serve_support import MOSQUITTO, Broker, MjpegCamera, Subscriber  # noqa: E402
+from serve_support import MOSQUITTO, Broker, MjpegCamera, Subscriber, encode_jpegs  # noqa: E402
 
 from vigil.data import load_dataset  # noqa: E402
 from vigil.detector import machine_info  # noqa: E402
@@ -76,7 +78,7 @@ def totals(service) -> tuple[int, int]:
 def capacity(run, footage, counts, seconds, tmp) -> dict:
     steps = {}
     for n in counts:
-        cams = [MjpegCamera(np.roll(footage, -37 * i, axis=0), fps=FPS) for i in range(n)]
+        cams = [MjpegCamera(footage, fps=FPS, start=37 * i) for i in range(n)]
         service, _ = start_service(Path(tempfile.mkdtemp(dir=tmp)), run, cams, None)
         try:
             time.sleep(8)                                  # connect, warm up
@@ -109,7 +111,8 @@ def long_run(run, footage, n, minutes, tmp) -> dict:
         def on_message(client, userdata, msg):
             received.append((time.time(), json.loads(msg.payload)))
         sub.client.on_message = on_message
-    cams = [MjpegCamera(np.roll(footage, -37 * i, axis=0), fps=FPS) for i in range(n)]
+    cams = [MjpegCamera(footage, fps=FPS, start=37 * i) for i in range(n)]
+    baseline = rss_mib()                                 # this process before the service: data, cameras
     service, logs = start_service(Path(tempfile.mkdtemp(dir=tmp)), run, cams, broker)
     stop = threading.Event()
 
@@ -144,7 +147,9 @@ def long_run(run, footage, n, minutes, tmp) -> dict:
     m = np.array([s[1] for s in samples])
     late = m[t >= t[-1] - 1]
     early = m[(t >= 1) & (t < 2)] if (t >= 2).any() else m[:1]
-    out = {"cameras": n, "minutes": minutes, "frames_scored": scored, "frames_skipped": skipped,
+    out = {"cameras": n, "minutes": minutes, "rss_mib_before_service": round(baseline, 1),
+           "rss_mib_per_minute": [round(float(m[(t >= k) & (t < k + 1)].mean()), 1) for k in range(int(t[-1]) + 1)],
+           "frames_scored": scored, "frames_skipped": skipped,
            "events": events, "reconnections": sum("scoring starts afresh" in x for x in logs),
            "rss_mib_first_minute_after_warmup": round(float(early.mean()), 1),
            "rss_mib_last_minute": round(float(late.mean()), 1), "rss_mib_max": round(float(m.max()), 1),
@@ -177,15 +182,17 @@ def main(argv=None) -> None:
     ap.add_argument("--run", help="a hybrid run folder (default: fit one on --data's training videos)")
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--train-videos", type=int, help="fit on the first N training videos only (quicker)")
-    ap.add_argument("--cameras", default="1,2,3,4,6,8", help="camera counts to step through")
+    ap.add_argument("--cameras", default="1,2,4,6,8,10,12,16", help="camera counts to step through")
     ap.add_argument("--step-seconds", type=float, default=30.0)
-    ap.add_argument("--minutes", type=float, default=10.0, help="length of the run with drops")
+    ap.add_argument("--minutes", type=float, default=10.0, help="length of the run with drops (0: none)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
     ds = load_dataset(args.data)
-    footage = np.concatenate([v.frames() for v in ds.test[:3]])          # anomalies included
-    assert footage.shape[1:3] == (240, 360), footage.shape
+    frames = np.concatenate([v.frames() for v in ds.test[:3]])           # anomalies included
+    assert frames.shape[1:3] == (240, 360), frames.shape
+    footage = encode_jpegs(frames)                                        # shared by every camera
+    del frames
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         run = Path(args.run) if args.run else fit_run(args.data, tmp / "run", args.train_videos)
@@ -194,7 +201,7 @@ def main(argv=None) -> None:
         results = {"machine": machine_info(), "cpus": os.cpu_count(), "frame_size": "360x240", "fps": FPS,
                    "step_seconds": args.step_seconds, **{f"{k}_cameras": v for k, v in cap["steps"].items()},
                    "capacity_cameras": cap["capacity_cameras"],
-                   "long_run": long_run(run, footage, n, args.minutes, tmp)}
+                   "long_run": long_run(run, footage, n, args.minutes, tmp) if args.minutes > 0 else None}
     report("vigil serve: cameras, latency, memory", results, args.json)
 
 

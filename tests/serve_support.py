@@ -60,6 +60,12 @@ def http_json(url: str, token: str | None = None, body: dict | None = None):
 
 
 # --- cameras -------------------------------------------------------------------------------------
+def encode_jpegs(frames: np.ndarray) -> list[bytes]:
+    """RGB frames ``(T, H, W, 3)`` as the JPEGs a camera sends (to share between several cameras)."""
+    return [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+            for f in frames]
+
+
 class MjpegCamera:
     """An MJPEG-over-HTTP camera on 127.0.0.1 looping ``frames`` at ``fps`` for as long as it runs.
 
@@ -67,10 +73,9 @@ class MjpegCamera:
     it back on the same port. ``sent`` counts frames sent; ``sent_at[i]`` is when frame ``i`` of the
     loop last went out (for latency figures)."""
 
-    def __init__(self, frames: np.ndarray, fps: float = 20.0, port: int | None = None):
-        self.jpegs = [cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
-                      .tobytes() for f in frames]
-        self.fps, self.port = fps, port or free_port()
+    def __init__(self, frames: np.ndarray | list[bytes], fps: float = 20.0, port: int | None = None, start: int = 0):
+        self.jpegs = frames if isinstance(frames, list) else encode_jpegs(frames)
+        self.fps, self.port, self.start_frame = fps, port or free_port(), start
         self.sent, self.connections = 0, 0
         self.sent_at: dict[int, float] = {}
         self.server = None
@@ -93,7 +98,7 @@ class MjpegCamera:
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
-                i, t0 = 0, time.monotonic()
+                i, t0 = cam.start_frame, time.monotonic() - cam.start_frame / cam.fps
                 try:
                     while cam._alive.is_set():
                         k = i % len(cam.jpegs)

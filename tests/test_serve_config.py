@@ -355,3 +355,85 @@ def test_refit_learns_a_false_alarm_as_normal(serve_run, synthetic, tmp_path):
     r = _vigil("refit", serve_run, "--normal", tmp_path / "nothing", "--out", tmp_path / "x")
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         f"vigil: error: {tmp_path / 'nothing'}: no such folder of normal footage"]
+
+
+# --- a camera that scoring cannot keep up with; the Frigate sink -------------------------------
+class _Slow:
+    """A stand-in model that needs 0.1 s a frame (a camera at 20 frames/s is twice too fast for it)."""
+    name, threshold_ = "slow", 1.0
+
+    def context(self):
+        return 1
+
+    def stream(self, maps=False):
+        class S:
+            def update(self, frame):
+                time.sleep(0.1)
+                return 0.0, None
+        return S()
+
+
+def test_a_camera_too_fast_for_its_model_skips_frames_and_says_so(footage, tmp_path, request):
+    from vigil.serve.camera import Camera
+    from vigil.serve.config import CameraConfig
+    from vigil.serve.media import Media
+
+    cam_server = MjpegCamera(footage, fps=20)
+    request.addfinalizer(cam_server.stop)
+    logs = []
+    cam = Camera(CameraConfig("busy", cam_server.url, tmp_path), _Slow(), media=Media(tmp_path, ("webm",), 7),
+                 announce=lambda *a: None, log=logs.append)
+    request.addfinalizer(cam.stop)
+    cam.start()
+    wait_until(lambda: cam.frames_scored >= 20, 30, "20 scored frames")
+    info = cam.info()
+    assert info["frames_skipped"] >= 10 and info["frames_read"] >= info["frames_scored"] + info["frames_skipped"]
+    assert 5 <= info["scored_fps"] <= 12 and info["fps"] > 15, info
+    assert info["latency_ms"] < 600                        # bounded lag: at most three frames wait
+    assert any("scoring falls behind the camera" in m and "frames skipped" in m for m in logs), logs
+
+
+def test_the_frigate_sink_creates_and_ends_frigate_events():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    from vigil.serve.frigate import FrigateSink
+
+    seen = []
+
+    class Frigate(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _answer(self, body: dict):
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            seen.append(("POST", self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self._answer({"success": True, "event_id": "1700000000.0-abc123"})
+
+        def do_PUT(self):
+            seen.append(("PUT", self.path, None))
+            self._answer({"success": True})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Frigate)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sink = FrigateSink(f"http://127.0.0.1:{server.server_address[1]}", log=lambda m: None)
+        ev = {"id": "1.000-lobby-1", "camera": "lobby", "top_score": 12.34567}
+        sink.submit("new", ev)
+        sink.submit("update", ev)                          # not sent: Frigate's event runs until its end
+        sink.submit("end", ev)
+        sink.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [("POST", "/api/events/lobby/anomaly/create",
+                     {"score": 12.3457, "duration": None, "include_recording": True, "sub_label": "vigil"}),
+                    ("PUT", "/api/events/1700000000.0-abc123/end", None)]
+    assert sink.failed == 0

@@ -125,6 +125,10 @@ class Camera:
         for t in self._threads:
             t.start()
 
+    def request_stop(self) -> None:
+        """Ask the threads to end (returns at once; :meth:`stop` waits)."""
+        self._stop.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """End scoring; the open event, if any, is closed (``ended: stop``) and written."""
         self._stop.set()

@@ -177,8 +177,8 @@ def create_app(service: "Service") -> FastAPI:
 
 async def _updates(service: "Service", request: Request):
     """Server-sent events: camera states once a second (with the scores since the last), events at once."""
-    seq, since = service.feed_seq(), 0.0
-    last_cameras = 0.0
+    seq, last_cameras = service.feed_seq(), 0.0
+    since = {name: 0.0 for name in service.cameras}     # per camera: the time of the last score sent
     yield "retry: 2000\n\n"
     while not service.stopping.is_set() and not await request.is_disconnected():
         for msg_seq, msg in service.feed_after(seq):
@@ -189,9 +189,9 @@ async def _updates(service: "Service", request: Request):
             cams = []
             for c in service.cameras.values():
                 info = c.info()
-                info["scores"] = [s for s in list(c.history) if s[0] > since]
+                info["scores"] = [s for s in list(c.history) if s[0] > since[c.name]]
+                since[c.name] = info["scores"][-1][0] if info["scores"] else since[c.name]
                 cams.append(info)
-            since = max([s[0] for c in cams for s in c["scores"]], default=since)
             yield f"event: cameras\ndata: {json.dumps({'cameras': cams, 'health': service.health()})}\n\n"
             last_cameras = now
         await asyncio.sleep(0.25)

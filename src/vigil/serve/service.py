@@ -81,7 +81,13 @@ class Service:
             for cam, problem in zip(cfg.cameras, problems):
                 if problem:
                     raise VigilError(f"{cfg.path}: cameras.{cam.name}.source: {problem}")
-        self.store = Store.open(cfg.database)
+        self._sock = self._bind()                        # the address is free: nothing else can fail now
+        self._server = self._thread = None
+        try:
+            self.store = Store.open(cfg.database)
+        except VigilError:
+            self._sock.close()
+            raise
         lost = self.store.close_open(time.time())
         if lost:
             log(f"vigil: {lost} events left open by a previous run were closed (ended: lost)")
@@ -99,8 +105,6 @@ class Service:
                                        pre_seconds=cfg.storage.pre_seconds,
                                        max_event_seconds=cfg.storage.max_event_seconds, log=log)
                         for c in cfg.cameras}
-        self._sock = self._bind()
-        self._server = self._thread = None
 
     def _bind(self) -> socket.socket:
         host, port = self.cfg.http.host, self.cfg.http.port
@@ -152,7 +156,7 @@ class Service:
             return
         self.stopping.set()
         for cam in self.cameras.values():
-            cam._stop.set()
+            cam.request_stop()
         for cam in self.cameras.values():
             cam.stop()
         if self.frigate is not None:

@@ -1,4 +1,4 @@
-// vigil's page: camera tiles (latest frame with its map, a live score chart, state), the event list,
+// vigil's page: camera tiles (latest frame with its map, a live score chart on a log scale, state), the event list,
 // a clip player with two review buttons. Live through server-sent events (/api/stream), no reload.
 // Every name shown goes through textContent (never innerHTML), so nothing from the server is markup.
 "use strict";
@@ -66,9 +66,11 @@ function updateCamera(cam) {
 function drawChart(t, now) {
   const c = t.canvas, g = c.getContext("2d");
   g.clearRect(0, 0, c.width, c.height);
-  const values = t.scores.map(s => s[1]).concat([t.threshold]);
-  const hi = Math.max(...values) * 1.15, lo = Math.min(0, ...values);
-  const y = v => c.height - 4 - (v - lo) / (hi - lo || 1) * (c.height - 8);
+  // a log scale (sign kept): anomalies score hundreds of times the threshold, normal frames near it
+  const f = v => Math.sign(v) * Math.log1p(Math.abs(v));
+  const values = t.scores.map(s => f(s[1])).concat([f(t.threshold)]);
+  const hi = Math.max(...values) * 1.1, lo = Math.min(0, ...values);
+  const y = v => c.height - 4 - (f(v) - lo) / (hi - lo || 1) * (c.height - 8);
   const x = tt => (tt - (now - HISTORY_SECONDS)) / HISTORY_SECONDS * c.width;
   g.strokeStyle = "#ff5a4f"; g.setLineDash([6, 4]); g.lineWidth = 1.5;
   g.beginPath(); g.moveTo(0, y(t.threshold)); g.lineTo(c.width, y(t.threshold)); g.stroke();
