@@ -184,7 +184,7 @@ class Camera:
         while not self._stop.is_set():
             try:
                 for frame, _ in read_frames(str(self.cfg.source), realtime=not live, max_retries=1_000_000,
-                                            backoff=self.backoff, log=self._log_source, on_reconnect=self.queue.gap,
+                                            backoff=self.backoff, log=self.log, on_reconnect=self.queue.gap,
                                             name=f"camera {self.name} ({self.cfg.shown_source})"):
                     now = time.time()
                     self.frames_read += 1
@@ -200,9 +200,6 @@ class Camera:
             if not live:
                 self.ended = True
                 return
-
-    def _log_source(self, message: str) -> None:
-        self.log(message)
 
     # --- the scorer -------------------------------------------------------------------------------
     def _score_loop(self) -> None:
@@ -338,7 +335,7 @@ class Camera:
                 note = f"{clip.dropped} frames left out (the encoder fell behind)"
             self.announce("end", before, {**row, "has_clip": ok, "clip_note": note})
 
-        self._writers = [w for w in self._writers if w._thread.is_alive()] + [clip]
+        self._writers = [w for w in self._writers if w.running] + [clip]
         clip.finish(done)
 
     def _close(self, why: str) -> None:

@@ -87,6 +87,11 @@ class ClipWriter:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
+    @property
+    def running(self) -> bool:
+        """Still encoding or finishing (the event's ``end`` not yet announced)."""
+        return self._thread.is_alive()
+
     # --- the writer's thread ----------------------------------------------------------------------
     def _run(self) -> None:
         self._open()
