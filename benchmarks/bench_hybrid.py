@@ -27,17 +27,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, peak_rss_mib, print_test_figures, test_figures  # noqa: E402
 
-ABLATION = [("motion",), ("location",), ("dynamics",), ("appearance",),
-            ("motion", "location"), ("motion", "location", "dynamics"),
-            ("motion", "location", "dynamics", "appearance")]
+# each evidence alone, the candidates of benchmarks/select_hybrid.py, and the version before issue 13
+ABLATION = [(f"{e} / objects", {"evidence": (e,)}) for e in ("motion", "location", "dynamics", "appearance")] + [
+    ("motion+dynamics / objects", {"evidence": ("motion", "dynamics")}),
+    ("motion+appearance / objects", {"evidence": ("motion", "appearance")}),
+    ("motion+dynamics+appearance / objects", {"evidence": ("motion", "dynamics", "appearance")}),
+    ("motion+location / objects", {"evidence": ("motion", "location")}),
+    ("motion / objects / holdout", {"evidence": ("motion",), "calibration": "holdout"}),
+    ("motion / cells", {"evidence": ("motion",), "pooling": "cells"}),
+    ("motion+location / cells / holdout (before #13)",
+     {"evidence": ("motion", "location"), "pooling": "cells", "calibration": "holdout"}),
+]
 
 
-def evaluate(ds, evidence=None, seed: int = 0) -> dict:
-    """Fit on ``ds.train``, score ``ds.test``; metrics and timings."""
+def evaluate(ds, settings: dict | None = None, seed: int = 0) -> dict:
+    """Fit on ``ds.train`` with the defaults changed by ``settings``, score ``ds.test``; metrics and timings."""
     from vigil.metrics import frame_metrics
     from vigil.models.hybrid import Hybrid
 
-    det = Hybrid(seed=seed, **({} if evidence is None else {"evidence": tuple(evidence)}))
+    det = Hybrid(seed=seed, **(settings or {}))
     for v in ds.train:                                  # decode into the frame cache outside the clock
         v.frames(size=(240, 160), gray=True)            # (Ped2's working size; elsewhere only a warm-up)
     t0 = time.perf_counter()
@@ -50,7 +58,8 @@ def evaluate(ds, evidence=None, seed: int = 0) -> dict:
     mem_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     m = frame_metrics(scores, [v.labels for v in ds.test])
     fig = test_figures(ds.test, scores, det.threshold_, fit_seconds=fit_s, score_seconds=mem_s)
-    return {"evidence": list(det.config.evidence), "metrics": m.as_dict(), "table": m.table(), "figures": fig,
+    return {"evidence": list(det.config.evidence), "pooling": det.config.pooling,
+            "calibration": det.config.calibration, "metrics": m.as_dict(), "table": m.table(), "figures": fig,
             "fit_s": fit_s, "frames": n, "fps_in_memory": n / mem_s,
             "frames_per_cpu_second": n / cpu_s, "tau": det.tau_,
             "threshold": det.threshold_, "frame_size": list(arrays[0].shape[1:3][::-1]), "det": det}
@@ -105,16 +114,19 @@ def main(argv=None) -> int:
     main_run["load_average_1min"] = os.getloadavg()[0]
     results = {"data": str(args.data), "machine": machine, "hybrid": main_run, "ablation": []}
     if not args.no_ablation:
-        print("\nablation (each variant fitted and calibrated on its own; micro = raw scores pooled)")
-        print(f"{'evidence':<40} {'micro':>7} {'norm':>7} {'macro':>7} {'AP':>7} {'fit s':>6} {'fps':>6}")
-        for ev in ABLATION:
-            r = evaluate(ds, ev)
+        print("\nablation (each variant fitted and calibrated on its own, same seed; micro = raw scores pooled;"
+              " 'normal>thr' = share of normal test frames above the variant's threshold_)")
+        print(f"{'evidence / pooling / calibration':<48} {'micro':>7} {'01-06':>7} {'07-12':>7} {'macro':>7} "
+              f"{'normal>thr':>10} {'fit s':>6} {'fps':>6}")
+        for name, over in ABLATION:
+            r = evaluate(ds, over, seed=args.seed)
             r.pop("det")
-            m = r["metrics"]
-            print(f"{' + '.join(ev):<40} {m['micro_auc']:7.4f} {m['micro_auc_video_norm']:7.4f} "
-                  f"{m['macro_auc']:7.4f} {m['average_precision']:7.4f} {r['fit_s']:6.1f} {r['fps_in_memory']:6.0f}",
+            f = r["figures"]
+            print(f"{name:<48} {f['micro_auc_all']:7.4f} {f.get('micro_auc_01-06', float('nan')):7.4f} "
+                  f"{f.get('micro_auc_07-12', float('nan')):7.4f} {f['macro_auc']:7.4f} "
+                  f"{100 * f['normal_frames_above_threshold']:9.1f}% {r['fit_s']:6.1f} {r['fps_in_memory']:6.0f}",
                   flush=True)
-            results["ablation"].append(r)
+            results["ablation"].append({"name": name, **r})
     if args.json:
         from vigil.io import write_json
         write_json(args.json, results)

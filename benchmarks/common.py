@@ -53,8 +53,14 @@ def _first_half(names: list[str]) -> tuple[list[str], list[str]]:
     return names[:k], names[k:]
 
 
+#: the event figures test_figures keeps (vigil.events.EventMetrics fields; its per-stretch lists are left out)
+EVENT_KEYS = ("n_stretches", "n_detected", "median_delay_seconds", "mean_delay_seconds", "n_events",
+              "n_false_alarm_events", "false_alarms_per_hour", "normal_frames_in_events",
+              "anomalous_frames_in_events", "fps", "min_frames", "gap_frames", "smoothing")
+
+
 def test_figures(videos, scores, threshold: float, *, fit_seconds: float, score_seconds: float,
-                 groups: dict[str, list[str]] | None = None) -> dict:
+                 groups: dict[str, list[str]] | None = None, fps: float = 10.0) -> dict:
     """The figures every detector benchmark reports on a labelled test set, as one dict.
 
     ``videos``: the test videos (``.name``, ``.labels``); ``scores``: each video's final per-frame scores
@@ -62,10 +68,14 @@ def test_figures(videos, scores, threshold: float, *, fit_seconds: float, score_
     Micro AUC = raw scores pooled over frames (all clips, and each group of clips, by default Ped2's
     01-06 and 07-12); per-clip AUC, or, for a clip with one class only, its mean score relative to the
     threshold; macro AUC = mean over clips with both classes; AP; the share of normal and of anomalous
-    frames above the threshold; fit time, frames/s, peak RSS, the machine.
+    frames above the threshold; the alert events ``vigil watch`` would raise at the threshold
+    (:func:`vigil.events.event_metrics`, watch's rule and defaults, ``fps`` frames per second: stretches
+    detected, delay, false alarm events per hour of normal footage, frames inside events; under
+    ``"events"``); fit time, frames/s, peak RSS, the machine.
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
     from vigil.detector import machine_info
+    from vigil.events import event_metrics
 
     labels = {v.name: np.asarray(v.labels).astype(int) for v in videos}
     sc = {v.name: np.asarray(s, dtype=np.float64) for v, s in zip(videos, scores)}
@@ -99,6 +109,7 @@ def test_figures(videos, scores, threshold: float, *, fit_seconds: float, score_
     both = [c["auc"] for c in per_clip.values() if c["auc"] is not None]
     y, s = pooled(names)
     n_frames = int(len(y))
+    ev = event_metrics([sc[n] for n in names], [labels[n] for n in names], threshold, fps=fps, names=names)
     return {
         "micro_auc_all": micro(names),
         **{f"micro_auc_{g}": micro(ns) for g, ns in groups.items()},
@@ -109,6 +120,7 @@ def test_figures(videos, scores, threshold: float, *, fit_seconds: float, score_
         "normal_frames_above_threshold": float((s[y == 0] > threshold).mean()) if (y == 0).any() else float("nan"),
         "anomalous_frames_above_threshold": float((s[y == 1] > threshold).mean()) if (y == 1).any() else float("nan"),
         "n_frames": n_frames, "n_anomalous": int(y.sum()), "n_clips": len(names),
+        "events": {k: getattr(ev, k) for k in EVENT_KEYS},
         "per_clip": per_clip,
         "fit_seconds": float(fit_seconds), "score_seconds": float(score_seconds),
         "score_fps": n_frames / score_seconds if score_seconds > 0 else float("nan"),
@@ -129,6 +141,17 @@ def print_test_figures(title: str, fig: dict) -> None:
     print(f"threshold_ (the model's own)                   {fig['threshold']:.4f}")
     print(f"normal frames above threshold_                 {100 * fig['normal_frames_above_threshold']:.1f}%")
     print(f"anomalous frames above threshold_              {100 * fig['anomalous_frames_above_threshold']:.1f}%")
+    ev = fig.get("events")
+    if ev:
+        print(f"events at threshold_ ({ev['smoothing']}, {ev['min_frames']} frames open, {ev['gap_frames']} close, "
+              f"{ev['fps']:g} fps):")
+        print(f"  anomalous stretches detected                 {ev['n_detected']} / {ev['n_stretches']}")
+        num = lambda v, f: "n/a" if v is None or v != v else format(v, f)  # noqa: E731
+        print(f"  delay to detect, median (mean)               {num(ev['median_delay_seconds'], '.2f')} s "
+              f"({num(ev['mean_delay_seconds'], '.2f')} s)")
+        print(f"  false alarm events per hour of normal video  {num(ev['false_alarms_per_hour'], '.1f')} "
+              f"({ev['n_false_alarm_events']} of {ev['n_events']} events)")
+        print(f"  normal frames inside events                  {num(100 * ev['normal_frames_in_events'], '.1f')}%")
     print("per-clip AUC:")
     for n, c in fig["per_clip"].items():
         if c["auc"] is not None:

@@ -72,6 +72,22 @@ def test_ray_scores_equal_local_and_todays_csv(ray_local, hybrid_run, synthetic_
         "01.csv", "01.json", "02.csv", "02.json", "03.csv", "03.json"]
 
 
+def test_ray_boxes_equal_local_boxes_and_the_api(ray_local, hybrid_run, synthetic_root, tmp_path, capsys):
+    from vigil.data import open_videos
+    from vigil.detector import Detector
+    from vigil.io import write_boxes_csv
+
+    for engine in ("local", "ray"):
+        code, out, err = run(capsys, "score", hybrid_run, "--data", synthetic_root, "--out", tmp_path / f"{engine}.csv",
+                             "--boxes", tmp_path / f"{engine}.boxes.csv", "--engine", engine, "--quiet")
+        assert code == 0 and "boxes -> " in out, err
+    det = Detector.load(hybrid_run)
+    write_boxes_csv(tmp_path / "api.boxes.csv", {v.name: det.score_boxes(v)[1] for v in open_videos(synthetic_root)})
+    api = (tmp_path / "api.boxes.csv").read_bytes()
+    assert api.count(b"\n") > 10
+    assert (tmp_path / "local.boxes.csv").read_bytes() == api == (tmp_path / "ray.boxes.csv").read_bytes()
+
+
 def test_a_killed_worker_has_its_video_retried(ray_local, hybrid_run, synthetic_root, tmp_path, capsys,
                                                monkeypatch):
     marker = tmp_path / "crashed-once"

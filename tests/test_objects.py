@@ -10,38 +10,9 @@ from sklearn.metrics import roc_auc_score
 from vigil.errors import VigilError
 from vigil.models.objects import ObjectConfig, ObjectModel
 
-H, W = 120, 160
+from scenes import H, W, scene
+
 CFG = ObjectConfig(ae_steps=150, smooth_sigma=1.0, bank_size=5000)
-
-
-def scene(rng, n_walkers: int, T: int = 60, odd: tuple[int, int] | None = None, offset_from: int | None = None):
-    """``(T, H, W)`` uint8 and the odd object's box per frame (or None)."""
-    walkers = [(rng.uniform(0, W), rng.uniform(45, 110), rng.choice([-1.0, 1.0]) * rng.uniform(0.8, 1.2))
-               for _ in range(n_walkers)]
-    frames, boxes = [], []
-    base = (120 + rng.normal(0, 2, (H, W))).astype(np.float32)
-    for t in range(T):
-        f = base + rng.normal(0, 1.5, (H, W))
-        for x0, foot, v in walkers:
-            x = (x0 + v * t) % (W + 20) - 10
-            h = 14 + 10 * (foot - 45) / 65                      # perspective: lower is nearer and taller
-            cv2_ellipse(f, (x, foot - h / 2), (h * 0.2, h / 2), 50)
-        box = None
-        if odd is not None and odd[0] <= t < odd[1]:
-            x = 20 + 1.0 * (t - odd[0])
-            box = (x, 60, x + 34, 80)                            # a 34 x 20 box: wide, not a walker
-            f[60:80, int(x):int(x) + 34] = 200
-        if offset_from is not None and t >= offset_from:
-            f += 30
-        frames.append(np.clip(f, 0, 255).astype(np.uint8))
-        boxes.append(box)
-    return np.stack(frames), boxes
-
-
-def cv2_ellipse(f, centre, axes, value):
-    yy, xx = np.ogrid[:H, :W]
-    m = ((xx - centre[0]) / max(axes[0], 1)) ** 2 + ((yy - centre[1]) / axes[1]) ** 2 <= 1
-    f[m] = value
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,17 @@ one folder of frames: the same videos under the same names) or any folder tree o
 folders. Each video is one unit of work, scored by the same code whatever the engine:
 
 * :func:`discover` lists the units, each with a stable unique name and its ``Id`` prefix;
-* :func:`score_unit` scores one video (and saves its maps), on the machine it runs on;
+* :func:`score_unit` scores one video (and saves its maps, and gives its boxes when asked), on the
+  machine it runs on;
 * :func:`write_part` keeps one video's rows in ``OUT.parts/<name>.csv``, then a small manifest
-  ``<name>.json`` (frame count, the run's and the video's fingerprints): a part counts as done only
+  ``<name>.json`` (frame count, the run's and the video's fingerprints; with boxes, the video's
+  boxes rows in ``<name>.boxes.csv`` first): a part counts as done only
   when its manifest says it comes from this run and this video as it is now (:func:`part_done`);
 * :func:`score_archive` skips the done parts, hands the rest to an engine (in this process, or Ray
   tasks: :mod:`vigil.engines.ray_engine`), writes each part as its video comes back, reports the
   videos that failed by name without stopping the others, and merges the parts, in archive order,
-  into ``OUT`` when every video has one.
+  into ``OUT`` (and the boxes parts into the boxes CSV, :data:`vigil.io.BOXES_HEADER`) when every
+  video has one.
 
 Ids are ``<video>_<frame>`` as ``vigil score`` always wrote them (``<video>`` = the video's number,
 :func:`vigil.io.video_number`). In a folder tree a video's name is its path below the archive with
@@ -58,6 +61,7 @@ class Result:
 
     name: str
     scores: object = None            # np.ndarray (T,) on success
+    boxes: object = None             # with boxes: one (K, 5) np.ndarray per frame (vigil.regions)
     error: str | None = None
     seconds: float = 0.0
     worker: str = ""
@@ -77,6 +81,8 @@ class Summary:
     engine: str = "local"
     out: str = ""
     parts: str = ""
+    boxes_out: str = ""                               # the boxes CSV, when asked for
+    boxes: int = 0                                    # rows of the merged boxes CSV
 
     def fps(self) -> float:
         return self.frames_scored / max(self.seconds, 1e-9)
@@ -200,12 +206,15 @@ def set_threads(threads: int | None) -> None:
     cv2.setNumThreads(threads)
 
 
-def score_unit(det, unit: Unit, maps_dir: str | None = None, worker: str = "") -> Result:
-    """Score one video with ``det`` (and save its maps under ``maps_dir/<name>``): the one function
-    every engine runs. A video that cannot be read gives a failed :class:`Result`, not an exception."""
+def score_unit(det, unit: Unit, maps_dir: str | None = None, worker: str = "", boxes: bool = False) -> Result:
+    """Score one video with ``det`` (and save its maps under ``maps_dir/<name>``; with ``boxes``, give
+    each frame's boxes, :meth:`vigil.detector.Detector.score_boxes`): the one function every engine
+    runs. A video that cannot be read gives a failed :class:`Result`, not an exception."""
     from vigil.data.video import Video
+    from vigil.detector import Detector
 
     t0 = time.perf_counter()
+    box_list = None
     try:
         video = Video.open(unit.source, name=unit.name)
         if maps_dir:
@@ -213,6 +222,11 @@ def score_unit(det, unit: Unit, maps_dir: str | None = None, worker: str = "") -
 
             scores, maps = det.score_maps(video)
             save_maps(Path(maps_dir) / unit.name, video, maps)
+            if boxes:                   # boxes from these maps, unless the model has boxes of its own
+                own = type(det)._score_boxes is not Detector._score_boxes
+                box_list = det.score_boxes(video)[1] if own else det.map_boxes(maps)
+        elif boxes:
+            scores, box_list = det.score_boxes(video)
         else:
             scores = det.score(video)
     except DiskError:        # the output place itself is full or read-only: every video would fail, so stop
@@ -229,7 +243,7 @@ def score_unit(det, unit: Unit, maps_dir: str | None = None, worker: str = "") -
     except Exception as e:   # cv2.error, MemoryError...: this video fails, the others go on
         return Result(unit.name, error=f"{unit.source}: {e.__class__.__name__}: {_one_line(str(e))}",
                       seconds=time.perf_counter() - t0, worker=worker)
-    return Result(unit.name, scores=scores, seconds=time.perf_counter() - t0, worker=worker)
+    return Result(unit.name, scores=scores, boxes=box_list, seconds=time.perf_counter() - t0, worker=worker)
 
 
 def _one_line(text: str) -> str:
@@ -250,14 +264,15 @@ def parts_dir(out: str | os.PathLike) -> Path:
     return out.with_name(out.stem + ".parts")
 
 
-def _manifest(unit: Unit, run_id: str, maps_dir: str | None) -> dict:
-    return {"format": PART_FORMAT, "name": unit.name, "source": os.path.abspath(unit.source), "ids": unit.ids,
-            "run": run_id, "video": source_identity(unit.source), "maps": maps_dir}
+def _manifest(unit: Unit, run_id: str, maps_dir: str | None, boxes: bool = False) -> dict:
+    m = {"format": PART_FORMAT, "name": unit.name, "source": os.path.abspath(unit.source), "ids": unit.ids,
+         "run": run_id, "video": source_identity(unit.source), "maps": maps_dir}
+    return {**m, "boxes": True} if boxes else m        # without boxes: the manifest vigil always wrote
 
 
-def part_done(parts: Path, unit: Unit, run_id: str, maps_dir: str | None) -> bool:
+def part_done(parts: Path, unit: Unit, run_id: str, maps_dir: str | None, boxes: bool = False) -> bool:
     """Whether ``parts`` holds this video's rows from this run, for the video as it is now (and its
-    maps, when maps are asked for and were saved in the same folder)."""
+    maps, when maps are asked for and were saved in the same folder; and its boxes, when asked for)."""
     meta, rows = parts / f"{unit.name}.json", parts / f"{unit.name}.csv"
     try:
         m = json.loads(meta.read_text())
@@ -265,8 +280,10 @@ def part_done(parts: Path, unit: Unit, run_id: str, maps_dir: str | None) -> boo
             n_lines = sum(1 for _ in f)
     except (OSError, ValueError):
         return False
-    want = _manifest(unit, run_id, maps_dir)
+    want = _manifest(unit, run_id, maps_dir, boxes)
     if not isinstance(m, dict) or any(m.get(k) != v for k, v in want.items() if k != "maps"):
+        return False
+    if boxes and not (parts / f"{unit.name}.boxes.csv").is_file():
         return False
     if maps_dir and (m.get("maps") != maps_dir or not (Path(maps_dir) / unit.name / "maps.npz").is_file()):
         return False
@@ -274,13 +291,14 @@ def part_done(parts: Path, unit: Unit, run_id: str, maps_dir: str | None) -> boo
 
 
 def write_part(parts: Path, unit: Unit, result: Result, run_id: str, maps_dir: str | None) -> int:
-    """Write one video's ``Id,Predicted`` rows, then its manifest (each atomically); returns the rows.
-    The values are formatted as :func:`vigil.io.write_scores_csv` formats them."""
+    """Write one video's ``Id,Predicted`` rows (and its boxes rows, when the result has boxes), then its
+    manifest (each atomically); returns the rows. The values are formatted as
+    :func:`vigil.io.write_scores_csv` and :func:`vigil.io.write_boxes_csv` format them."""
     import csv
 
     import numpy as np
 
-    from vigil.io import atomic_write, write_json
+    from vigil.io import BOXES_HEADER, atomic_write, box_rows, write_json
 
     s = np.asarray(result.scores, dtype=np.float64).reshape(-1)
     with atomic_write(parts / f"{unit.name}.csv") as f:
@@ -288,20 +306,28 @@ def write_part(parts: Path, unit: Unit, result: Result, run_id: str, maps_dir: s
         w.writerow(["Id", "Predicted"])
         for i, value in enumerate(s, start=1):
             w.writerow([f"{unit.ids}_{i}", f"{value:.6g}"])
-    write_json(parts / f"{unit.name}.json", {**_manifest(unit, run_id, maps_dir), "frames": int(len(s)),
+    if result.boxes is not None:
+        with atomic_write(parts / f"{unit.name}.boxes.csv") as f:
+            w = csv.writer(f)
+            w.writerow(BOXES_HEADER)
+            w.writerows(box_rows(unit.ids, result.boxes))
+    write_json(parts / f"{unit.name}.json", {**_manifest(unit, run_id, maps_dir, result.boxes is not None),
+                                             "frames": int(len(s)),
                                              "seconds": round(result.seconds, 3), "worker": result.worker})
     return len(s)
 
 
-def merge_parts(out: str | os.PathLike, parts: Path, units: list[Unit]) -> int:
-    """``OUT`` = the header and every unit's part rows in archive order (atomically); returns the rows."""
+def merge_parts(out: str | os.PathLike, parts: Path, units: list[Unit], suffix: str = ".csv",
+                header: str = "Id,Predicted") -> int:
+    """``OUT`` = the header and every unit's part rows (``<name><suffix>``) in archive order (atomically);
+    returns the rows. ``suffix=".boxes.csv"`` with the boxes header merges the boxes parts."""
     from vigil.io import atomic_write
 
     rows = 0
     with atomic_write(out) as f:
-        f.write("Id,Predicted\r\n")              # csv.writer's line ending, as write_scores_csv
+        f.write(header + "\r\n")                 # csv.writer's line ending, as write_scores_csv
         for u in units:
-            with open(parts / f"{u.name}.csv", newline="", encoding="utf-8") as src:
+            with open(parts / f"{u.name}{suffix}", newline="", encoding="utf-8") as src:
                 next(src)
                 for line in src:
                     f.write(line)
@@ -319,39 +345,46 @@ def local_engine(run: str, device: str, threads: int | None) -> Callable:
     det = load(run, device=device)
     name = worker_name()
 
-    def engine(units: list[Unit], maps_dir: str | None) -> Iterator[Result]:
+    def engine(units: list[Unit], maps_dir: str | None, boxes: bool = False) -> Iterator[Result]:
         for u in units:
-            yield score_unit(det, u, maps_dir, worker=name)
+            yield score_unit(det, u, maps_dir, worker=name, boxes=boxes)
 
     return engine
 
 
 def score_archive(run: str, data: str, out: str, engine: Callable, *, engine_name: str = "local",
-                  maps: str | None = None, quiet: bool = False) -> Summary:
-    """Score every video of ``data`` with ``run`` into ``out``, resumably (see the module docstring).
+                  maps: str | None = None, boxes: str | None = None, quiet: bool = False) -> Summary:
+    """Score every video of ``data`` with ``run`` into ``out``, resumably (see the module docstring);
+    with ``boxes``, also write each frame's boxes into that CSV (:func:`vigil.io.write_boxes_csv`'s format).
 
-    ``engine(units, maps_dir)`` scores the videos still to do and yields a :class:`Result` for each
+    ``engine(units, maps_dir[, boxes=True])`` scores the videos still to do and yields a :class:`Result` for each
     (:func:`local_engine`, or :class:`vigil.engines.ray_engine.RayEngine`; :func:`vigil.engines.make_engine`
     builds either). Raises :class:`VigilError` for a problem with the whole job (no videos, ``out`` a
     folder); videos that fail are in ``Summary.failed`` and ``out`` is then not written."""
     from tqdm.auto import tqdm
 
-    if Path(out).is_dir():
-        raise VigilError(f"{out}: is a folder; give the name of a file to write")
+    for path in (out, boxes):
+        if path is not None and Path(path).is_dir():
+            raise VigilError(f"{path}: is a folder; give the name of a file to write")
+    if boxes is not None and Path(boxes).resolve() == Path(out).resolve():
+        raise VigilError(f"--boxes {boxes}: the same file as --out; give the boxes a file of their own")
     run_engine = engine
     units = discover(data)
     run_id = run_identity(run)
     maps_dir = str(Path(maps).resolve()) if maps else None
     parts = parts_dir(out)
-    done = [u for u in units if part_done(parts, u, run_id, maps_dir)]
+    want_boxes = boxes is not None
+    done = [u for u in units if part_done(parts, u, run_id, maps_dir, want_boxes)]
     done_names = {u.name for u in done}
     todo = [u for u in units if u.name not in done_names]
-    summary = Summary(videos=len(units), reused=len(done), engine=engine_name, out=str(out), parts=str(parts))
+    summary = Summary(videos=len(units), reused=len(done), engine=engine_name, out=str(out), parts=str(parts),
+                      boxes_out=str(boxes) if want_boxes else "")
+    extra = {"boxes": True} if want_boxes else {}       # engines written before boxes are called as before
     by_name = {u.name: u for u in todo}
     t0 = time.perf_counter()
     bar = tqdm(total=len(units), initial=len(done), desc="scoring", unit="video", disable=quiet)
     try:
-        for r in (run_engine(todo, maps_dir) if todo else ()):
+        for r in (run_engine(todo, maps_dir, **extra) if todo else ()):
             if r.error is None:
                 summary.frames_scored += write_part(parts, by_name[r.name], r, run_id, maps_dir)
                 summary.scored += 1
@@ -370,6 +403,10 @@ def score_archive(run: str, data: str, out: str, engine: Callable, *, engine_nam
             close()
     if not summary.failed:
         summary.rows = merge_parts(out, parts, units)
+        if want_boxes:
+            from vigil.io import BOXES_HEADER
+
+            summary.boxes = merge_parts(boxes, parts, units, ".boxes.csv", ",".join(BOXES_HEADER))
     return summary
 
 
@@ -393,6 +430,8 @@ def summary_text(s: Summary) -> str:
         head += f"; {len(s.failed)} failed"
     else:
         head += f" -> {s.out}" + (f" ({s.rows} frames)" if s.reused else "")
+        if s.boxes_out:
+            head += f"; {s.boxes} box{'' if s.boxes == 1 else 'es'} -> {s.boxes_out}"
     if s.engine == "ray" and s.workers:
         procs = "" if len(s.workers) == s.at_once else f" ({len(s.workers)} worker processes in all)"
         head += (f"\nray: {_plural(s.at_once, 'worker')}{procs}, {s.fps_per_worker():.0f} frames/s per worker "

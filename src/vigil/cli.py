@@ -82,9 +82,12 @@ def cmd_score(args) -> None:
     _writable(args.out)
     if args.maps:
         _writable(args.maps, folder=True)
+    if args.boxes:
+        _writable(args.boxes)
     engine = make_engine(args.engine, args.run, device=args.device, workers=args.workers, threads=args.threads,
                          retries=args.retries, address=args.address)
-    s = score_archive(args.run, args.data, args.out, engine, engine_name=args.engine, maps=args.maps, quiet=args.quiet)
+    s = score_archive(args.run, args.data, args.out, engine, engine_name=args.engine, maps=args.maps,
+                      boxes=args.boxes, quiet=args.quiet)
     print(summary_text(s))
     for name, reason in s.failed:
         print(f"vigil: error: video {name}: {reason}", file=sys.stderr)
@@ -94,12 +97,32 @@ def cmd_score(args) -> None:
                          f"the {good} scored are kept in {s.parts}/ and a rerun scores only the rest")
 
 
+def _evaluate_threshold(args) -> float | None:
+    """``--threshold X``, or the calibrated ``threshold_`` of ``--run RUN`` (a run folder's config.json,
+    or the model in a .onnx file), or None."""
+    if args.threshold is not None:
+        return args.threshold
+    if args.run is None:
+        return None
+    from vigil.evaluate import run_threshold
+
+    if Path(args.run).is_dir():
+        return run_threshold(args.run)
+    t = getattr(_load(args.run, "cpu"), "threshold_", None)
+    if t is None:
+        raise VigilError(f"{args.run}: the model has no calibrated threshold_; give --threshold")
+    return float(t)
+
+
 def cmd_evaluate(args) -> None:
     from vigil.evaluate import evaluate_csv
     from vigil.io import write_json
 
+    if args.threshold is not None and args.run is not None:
+        raise VigilError("evaluate: give --threshold or --run, not both")
     if args.json:
         _writable(args.json)
+    threshold = _evaluate_threshold(args)
     m = evaluate_csv(args.scores, args.data)
     print(m.table())
     result = m.as_dict()
@@ -108,6 +131,28 @@ def cmd_evaluate(args) -> None:
 
         result["pixel_auc"] = pixel_auc_from_folder(args.maps, args.data)
         print(f"pixel AUC (every pixel pooled, map vs mask)         {result['pixel_auc']:.4f}")
+    if threshold is not None:
+        from vigil.data import load_dataset
+        from vigil.evaluate import DEFAULT_FPS, dataset_fps, event_figures
+
+        fps = args.fps
+        if fps is None:
+            fps = dataset_fps(load_dataset(args.data))
+            if fps is None:
+                fps = DEFAULT_FPS
+                print(f"(fps {fps:g} assumed: the dataset does not say; --fps to change)")
+        ev = event_figures(args.scores, args.data, threshold, fps=fps, min_frames=args.min_frames,
+                           gap_frames=args.gap_frames)
+        print(ev.table())
+        result["events"] = ev.as_dict()
+    elif args.fps is not None:
+        print("(no threshold: give --threshold or --run for the event figures)")
+    if args.boxes:
+        from vigil.evaluate import boxes_rbdc
+
+        result["rbdc"] = boxes_rbdc(args.boxes, args.data, alpha=args.alpha)
+        result["rbdc_alpha"] = args.alpha
+        print(f"RBDC (regions at IoU >= {args.alpha:g}, 0-1 false positives per frame) {result['rbdc']:.4f}")
     if args.json:
         write_json(args.json, result)
         print(f"saved {args.json}")
@@ -269,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="dataset (its test videos), a video file, or a folder of frames")
     s.add_argument("--out", required=True, help="CSV file to write")
     s.add_argument("--maps", help="also save per-frame anomaly maps under this folder")
+    s.add_argument("--boxes", metavar="FILE", help="also write each frame's anomalous regions as a boxes CSV "
+                   "(Id,x0,y0,x1,y1,score; pixels of the original frame, x1 and y1 exclusive)")
     s.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: one process (default); ray: one task per video on a Ray cluster "
                         "(pip install 'vigil[ray]')")
@@ -282,11 +329,28 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "(default %(default)s)")
     s.set_defaults(func=cmd_score)
 
-    e = sub.add_parser("evaluate", help="frame-level AUC, AP and EER of a score CSV",
-                       description="Compare an Id,Predicted CSV with the labels of DATASET's test videos.")
+    e = sub.add_parser("evaluate", help="frame-level AUC, AP and EER of a score CSV; events and RBDC",
+                       description="Compare an Id,Predicted CSV with the labels of DATASET's test videos. With "
+                                   "a threshold (--threshold, or --run for the model's calibrated one), also the "
+                                   "alert events 'vigil watch' would raise (causal median of 3, then --min-frames "
+                                   "above opens, --gap-frames below closes) against the labelled anomalous "
+                                   "stretches: stretches detected, delay to detect, false alarm events per hour "
+                                   "of normal footage, frames flagged. With --boxes, RBDC against the pixel masks.")
     e.add_argument("scores", help="CSV written by 'vigil score'")
     e.add_argument("--data", required=True, help="dataset with test labels")
     e.add_argument("--maps", help="folder written by 'vigil score --maps': also report pixel-level AUC")
+    e.add_argument("--threshold", type=float, help="alert threshold for the event figures (same scale as the scores)")
+    e.add_argument("--run", help="take the alert threshold from this run's calibrated threshold_ (folder or .onnx)")
+    e.add_argument("--fps", type=float, help="frames per second, for delays and false alarms per hour "
+                                             "(default: the dataset's, else 10)")
+    e.add_argument("--min-frames", type=int, default=3, help="frames above the threshold that open an event "
+                                                              "(default %(default)s, as vigil watch)")
+    e.add_argument("--gap-frames", type=int, default=5, help="frames below the threshold that close it "
+                                                              "(default %(default)s, as vigil watch)")
+    e.add_argument("--boxes", metavar="FILE", help="boxes CSV written by 'vigil score --boxes': also report RBDC "
+                                                    "(needs pixel masks)")
+    e.add_argument("--alpha", type=float, default=0.1, help="IoU at which a box detects a region, for RBDC "
+                                                             "(default %(default)s)")
     e.add_argument("--json", help="also save the metrics as JSON")
     e.set_defaults(func=cmd_evaluate)
 

@@ -1,4 +1,5 @@
-"""The detector API every caller uses: ``fit`` / ``score`` / ``score_maps`` / ``stream`` / ``save`` / ``load``.
+"""The detector API every caller uses: ``fit`` / ``score`` / ``score_maps`` / ``score_boxes`` / ``stream`` /
+``save`` / ``load``.
 
 The API is the one detector users know (scikit-learn, PyOD): ``fit(train_videos)`` returns the
 detector, ``score(video)`` returns one float per frame with **higher = more anomalous**, and state
@@ -8,7 +9,8 @@ uint8 arrays.
 This base class reads, caches and guards frames for the models: a model declares the input it
 wants (:class:`Input`: working size, gray or colour) and receives uint8 arrays, already through the
 frame guard (:mod:`vigil.data.guard`), so no model touches a file. A model implements ``_fit``,
-``_score`` and, where it has them, ``_score_maps`` and a live state (``_live``); and one pair of
+``_score`` and, where it has them, ``_score_maps``, ``_score_boxes`` (boxes of its own objects; by
+default boxes come from the maps) and a live state (``_live``); and one pair of
 hooks for its learned state, ``_state_arrays`` / ``_load_state_arrays`` (arrays + fitted scalars).
 
 A run folder holds ``model.safetensors`` (every learned array) and ``config.json`` (the model name,
@@ -35,6 +37,7 @@ from vigil.data.guard import FrameGuard, GuardStream
 from vigil.data.video import Video, working_frame
 from vigil.errors import VigilError
 from vigil.io import atomic_write, write_json
+from vigil.regions import boxes_from_map
 from vigil.registry import get_detector
 
 FORMAT_VERSION = 1
@@ -102,6 +105,12 @@ class Detector(ABC):
     #: the fitted :class:`~vigil.data.guard.FrameGuard`, or None: frames pass unchanged (a run saved
     #: before guards existed loads with none; :meth:`fit_guard` adds one without retraining)
     guard_: FrameGuard | None = None
+    #: the model's anomaly maps are on its frame-score scale (a frame's score is its map's peak, as in
+    #: hybrid), so ``threshold_`` also cuts a map into boxes (:meth:`box_level`)
+    maps_on_score_scale: ClassVar[bool] = False
+    #: where maps that are not on the score scale are cut into boxes: such maps are calibrated per
+    #: pixel, standard deviations above held-out normal footage (:mod:`vigil.maps`)
+    map_box_level: ClassVar[float] = 3.0
 
     def __init__(self, config: Any = None, *, device: str = "cpu", progress: bool = True, **overrides):
         cfg = config if config is not None else self.Config()
@@ -168,6 +177,14 @@ class Detector(ABC):
     def _score_maps(self, frames: np.ndarray, frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Scores ``(T,)`` and maps ``(T, H, W)`` float32 at ``frame_size`` ``(H, W)``."""
         raise VigilError(f"{self.name}: this model gives no anomaly maps")
+
+    def _score_boxes(self, frames: np.ndarray, frame_size: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Scores ``(T,)`` and each frame's ``(K, 5)`` float32 boxes ``(x0, y0, x1, y1, score)`` in pixels
+        of a frame of ``frame_size`` ``(H, W)``, x1 and y1 exclusive (:mod:`vigil.regions`). A model
+        with objects of its own overrides this; by default, the components of each anomaly map above
+        :meth:`box_level`, scored by the map's peak inside (:func:`vigil.regions.boxes_from_map`)."""
+        scores, maps = self._score_maps(frames, frame_size)
+        return scores, self.map_boxes(maps)
 
     def _live(self, maps: bool):
         """A model's own incremental live state (``update(x, frame_size) -> (score, map or None)`` on
@@ -239,6 +256,32 @@ class Detector(ABC):
         frames, flipped = self.frames_of(video)
         scores, maps = self._score_maps(frames, video.frame_size())
         return scores, _as_given(maps, flipped)
+
+    def score_boxes(self, video: Video | np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Scores ``(T,)`` and, per frame, a ``(K, 5)`` float32 array of boxes ``(x0, y0, x1, y1, score)``
+        in the frame's own pixels (x1, y1 exclusive; higher score = more anomalous), in the orientation
+        the frames were given in, as :meth:`score_maps`' maps are."""
+        self._check_fitted()
+        video = as_video(video)
+        frames, flipped = self.frames_of(video)
+        size = video.frame_size()
+        scores, boxes = self._score_boxes(frames, size)
+        if len(boxes) != len(scores):
+            raise VigilError(f"{self.name}: boxes for {len(boxes)} frames but {len(scores)} scores")
+        boxes = [np.asarray(b, dtype=np.float32).reshape(-1, 5) for b in boxes]
+        return scores, _boxes_as_given(boxes, flipped, size[0])
+
+    def box_level(self) -> float:
+        """The map level above which a component becomes a box: ``threshold_`` for maps on the score
+        scale (:attr:`maps_on_score_scale`), else :attr:`map_box_level`."""
+        if self.maps_on_score_scale and getattr(self, "threshold_", None) is not None:
+            return float(self.threshold_)
+        return float(self.map_box_level)
+
+    def map_boxes(self, maps: np.ndarray) -> list[np.ndarray]:
+        """Each ``(H, W)`` map of ``maps (T, H, W)`` as its ``(K, 5)`` boxes (:meth:`box_level`)."""
+        level = self.box_level()
+        return [boxes_from_map(m, level) for m in maps]
 
     def context(self) -> int:
         """Frames of history needed per score (a fitted model may know better than its class)."""
@@ -363,6 +406,19 @@ def _as_given(maps: np.ndarray, flipped: np.ndarray | None) -> np.ndarray:
     maps = maps.copy()
     maps[flipped] = maps[flipped][:, ::-1]
     return maps
+
+
+def _boxes_as_given(boxes: list[np.ndarray], flipped: np.ndarray | None, height: int) -> list[np.ndarray]:
+    """Boxes of frames the guard turned upright (a vertical flip), in the orientation given: rows
+    ``y`` become ``height - y``, so ``(y0, y1)`` becomes ``(height - y1, height - y0)``."""
+    if flipped is None or len(flipped) != len(boxes) or not flipped.any():
+        return boxes
+    out = list(boxes)
+    for t in np.flatnonzero(flipped):
+        b = boxes[t].copy()
+        b[:, 1], b[:, 3] = height - boxes[t][:, 3], height - boxes[t][:, 1]
+        out[t] = b
+    return out
 
 
 class LiveStream:

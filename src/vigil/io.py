@@ -1,4 +1,4 @@
-"""Atomic writes, write problems in one line, and the ``Id,Predicted`` score CSV.
+"""Atomic writes, write problems in one line, the ``Id,Predicted`` score CSV and the boxes CSV.
 
 Every file vigil writes goes through :func:`atomic_write`: the content lands in a temporary file in
 the same folder and is renamed over the target, so an interrupted run never leaves half a
@@ -204,6 +204,73 @@ def read_scores_csv(path: str | os.PathLike) -> dict[str, float]:
         raise VigilError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason}); expected an "
                          f"'Id,Predicted' CSV") from None
     return out
+
+
+#: the boxes CSV: one row per box, Ids as in the score CSV, pixels of the original frame, x1 and y1
+#: exclusive; a frame without boxes has no row
+BOXES_HEADER = ["Id", "x0", "y0", "x1", "y1", "score"]
+
+
+def box_rows(prefix: str, boxes: Sequence[np.ndarray]) -> Iterator[list[str]]:
+    """The boxes CSV rows of one video whose Ids start with ``prefix`` (``<prefix>_<frame>``, 1-based);
+    ``boxes``: one ``(K, 5)`` array ``(x0, y0, x1, y1, score)`` per frame."""
+    for i, b in enumerate(boxes, start=1):
+        for row in np.asarray(b, dtype=np.float64).reshape(-1, 5):
+            yield [f"{prefix}_{i}", *(f"{v:.6g}" for v in row)]
+
+
+def write_boxes_csv(path: str | os.PathLike, boxes: dict[str, Sequence[np.ndarray]]) -> int:
+    """Write ``Id,x0,y0,x1,y1,score`` rows (atomically) for ``{video name: one (K, 5) array per frame}``,
+    Ids as :func:`write_scores_csv` gives them; returns the number of boxes."""
+    seen: dict[str, str] = {}
+    rows = 0
+    with atomic_write(path) as f:
+        w = csv.writer(f)
+        w.writerow(BOXES_HEADER)
+        for name, per_frame in boxes.items():
+            v = video_number(name)
+            if v in seen:
+                raise VigilError(f"{path}: videos '{seen[v]}' and '{name}' would share the Id prefix '{v}_'")
+            seen[v] = name
+            for row in box_rows(v, per_frame):
+                w.writerow(row)
+                rows += 1
+    return rows
+
+
+def read_boxes_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a boxes CSV into ``{Id: (K, 5) float32 array}`` (frames without boxes are absent); one
+    clear error naming the file and line for a malformed row."""
+    path = Path(path)
+    if not path.is_file():
+        raise VigilError(f"{path}: no such boxes file")
+    out: dict[str, list] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None or [h.strip() for h in header] != BOXES_HEADER:
+                raise VigilError(f"{path}: expected the header '{','.join(BOXES_HEADER)}', found {header!r}")
+            for lineno, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != 6:
+                    raise VigilError(f"{path}:{lineno}: expected 6 fields 'Id,x0,y0,x1,y1,score', found {len(row)}")
+                try:
+                    values = [float(v) for v in row[1:]]
+                except ValueError:
+                    raise VigilError(f"{path}:{lineno}: {row[1:]!r} are not all numbers") from None
+                if not all(np.isfinite(values)):
+                    raise VigilError(f"{path}:{lineno}: a value of the box of {row[0]} is not finite")
+                x0, y0, x1, y1, _ = values
+                if not (x0 < x1 and y0 < y1):
+                    raise VigilError(f"{path}:{lineno}: box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) of {row[0]} is "
+                                     f"empty (needs x0 < x1 and y0 < y1; x1, y1 exclusive)")
+                out.setdefault(row[0].strip(), []).append(values)
+    except UnicodeDecodeError as e:
+        raise VigilError(f"{path}: not a UTF-8 text file (byte {e.start}: {e.reason}); expected a boxes CSV "
+                         f"'{','.join(BOXES_HEADER)}'") from None
+    return {k: np.asarray(v, dtype=np.float32).reshape(-1, 5) for k, v in out.items()}
 
 
 def sorted_ids(ids: Sequence[str]) -> list[str]:

@@ -1,7 +1,9 @@
-"""Saving anomaly maps: the raw numbers for tools, and overlays for people.
+"""Saving anomaly maps: the raw numbers for tools, and overlays for people; and boxes from maps.
 
 Maps are calibrated per model (0 = as normal as held-out normal footage), so one fixed colour
 scale serves every video: pixels reach full red at ``vmax`` standard deviations above normal.
+:func:`boxes_from_map` (written in :mod:`vigil.regions`, below the detector API, which uses it)
+turns a map into ``(K, 5)`` boxes: components above a level, scored by their peak.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import numpy as np
 
 from vigil.data.video import Video
 from vigil.io import atomic_write
+from vigil.regions import boxes_from_map
+
+__all__ = ["boxes_from_map", "overlay", "save_maps"]
 
 
 def overlay(frame: np.ndarray, amap: np.ndarray, vmax: float = 6.0, alpha: float = 0.5) -> np.ndarray:

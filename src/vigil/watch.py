@@ -1,7 +1,8 @@
 """Live watching: read a camera, stream or file, score frames as they arrive, report events.
 
 An **event** starts when the score stays above the model's calibrated ``threshold_`` for
-``min_frames`` frames, and ends when it stays below for ``gap_frames``; it is reported once, when it
+``min_frames`` frames, and ends when it stays below for ``gap_frames`` (the rule of
+:mod:`vigil.events`, after its causal median of 3, shared with ``vigil evaluate``); it is reported once, when it
 ends, as one JSON line: ``{"event": n, "start_frame", "end_frame", "start_time", "end_time",
 "peak_frame", "peak_score", "threshold", "source", "ended"}`` (frames 1-based, times in seconds from
 the start of the source; ``ended`` says why it ended: ``"gap"`` below the threshold, ``"drop"`` the
@@ -30,7 +31,6 @@ When things go wrong:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import signal
@@ -38,7 +38,6 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -46,82 +45,19 @@ import cv2
 import numpy as np
 
 from vigil.errors import VigilError
+from vigil.events import CausalMedian, Event, EventTracker
 from vigil.webhooks import WebhookSender, check_url
 
 
-@dataclass
-class Event:
-    event: int
-    start_frame: int
-    end_frame: int
-    start_time: float
-    end_time: float
-    peak_frame: int
-    peak_score: float
-    threshold: float
-    source: str = ""
-    ended: str = "gap"
-
-    def as_json(self) -> str:
-        return json.dumps(asdict(self))
-
-
-@dataclass
-class EventTracker:
-    """Hysteresis on a score stream: ``min_frames`` above the threshold opens, ``gap_frames`` below closes."""
-
-    threshold: float
-    min_frames: int = 3
-    gap_frames: int = 5
-    source: str = ""
-    count: int = 0
-    _above: int = 0
-    _below: int = 0
-    _open: dict | None = field(default=None, repr=False)
-    _first: tuple = field(default=(0, 0.0), repr=False)
-
-    @property
-    def active(self) -> bool:
-        return self._open is not None
+class LiveEventTracker(EventTracker):
+    """:class:`vigil.events.EventTracker` that also shows the event it has open, for a consumer that
+    announces events while they go on (``vigil serve``); the rule itself is the same."""
 
     @property
     def current(self) -> dict | None:
         """The open event so far (``start_frame, start_time, peak_frame, peak_score, end_frame,
-        end_time``; a copy), or None: what a live consumer announces before the event ends."""
+        end_time``; a copy), or None."""
         return dict(self._open) if self._open is not None else None
-
-    def update(self, frame: int, t: float, score: float) -> Event | None:
-        """Feed one frame (1-based number, time); returns an event when one has just ended."""
-        hot = score > self.threshold
-        if self._open is None:
-            self._above = self._above + 1 if hot else 0
-            if self._above == 1:
-                self._first = (frame, t)          # the event, if it opens, starts here
-            if self._above >= self.min_frames:
-                first, t_first = self._first
-                self._open = dict(start_frame=first, start_time=t_first, peak_frame=frame, peak_score=score,
-                                  end_frame=frame, end_time=t)
-                self._below = 0
-            return None
-        ev = self._open
-        if score > ev["peak_score"]:
-            ev["peak_frame"], ev["peak_score"] = frame, score
-        if hot:
-            ev["end_frame"], ev["end_time"], self._below = frame, t, 0
-            return None
-        self._below += 1
-        return self.flush("gap") if self._below >= self.gap_frames else None
-
-    def flush(self, ended: str = "end") -> Event | None:
-        """Close the open event (end of source, a signal, a drop); returns it, or None. Either way
-        the count of frames above the threshold starts again from zero."""
-        if self._open is None:
-            self._above = self._below = 0
-            return None
-        self.count += 1
-        ev = Event(event=self.count, threshold=self.threshold, source=self.source, ended=ended, **self._open)
-        self._open, self._above, self._below = None, 0, 0
-        return ev
 
 
 def parse_source(source: str) -> int | str:
@@ -418,8 +354,8 @@ def check_options(*, events_out=None, save_dir=None, webhook=None, realtime: boo
 
 
 class LiveScorer:
-    """The live scoring rule, written once for ``vigil watch`` and ``vigil serve``: the model's stream,
-    a causal median of the last 3 raw scores (one frame of delay, no look-ahead), and the warm-up
+    """Live scoring, written once for ``vigil watch`` and ``vigil serve``: the model's stream, the
+    rule's causal median of 3 (:class:`vigil.events.CausalMedian`: one frame of delay), and the warm-up
     after a start or a gap (:func:`warmup_frames`), during which no event may open.
 
     ``update(frame)`` returns ``(smoothed score, anomaly map or None, warm)``; ``warm`` is False on
@@ -430,12 +366,12 @@ class LiveScorer:
         self.detector, self.maps = detector, maps
         self.warmup = warmup_frames(detector)
         self.stream = None
-        self.recent: deque = deque(maxlen=3)
+        self.smoother = CausalMedian()
         self.fresh = 0
 
     def restart(self) -> None:
         self.stream, self.fresh = self.detector.stream(maps=self.maps), 0
-        self.recent.clear()
+        self.smoother.reset()
 
     @property
     def started(self) -> bool:
@@ -446,8 +382,7 @@ class LiveScorer:
             self.restart()
         self.fresh += 1
         raw, amap = self.stream.update(frame)
-        self.recent.append(raw)
-        return float(np.median(self.recent)), amap, self.fresh > self.warmup
+        return self.smoother.update(raw), amap, self.fresh > self.warmup
 
 
 class _Stop(KeyboardInterrupt):

@@ -21,7 +21,9 @@ HERE = Path(__file__).resolve().parent
 SETTINGS = {
     "truesight": {"epochs": 1, "batch_size": 32, "enc_channels": [8, 16, 16, 16], "bottleneck": 8},
     "ocrgan-video": {"epochs": 1, "gen_channels": 4, "feat_channels": 16, "heads": 2, "size": 32},
-    "hybrid": {},
+    # the version the references were written with (issue 13 changed the defaults; the old run folder
+    # loads as this through Hybrid.legacy_settings)
+    "hybrid": {"pooling": "cells", "evidence": ["motion", "location"], "calibration": "holdout"},
 }
 
 

@@ -13,7 +13,7 @@ ENGINES = ("local", "ray")
 
 def make_engine(name: str, run: str, *, device: str = "cpu", workers: int | None = None,
                 threads: int | None = None, retries: int = 2, address: str | None = None) -> Callable:
-    """The engine ``name`` for ``run``: ``engine(units, maps_dir) -> Iterator[archive.Result]``
+    """The engine ``name`` for ``run``: ``engine(units, maps_dir, boxes=False) -> Iterator[archive.Result]``
     (it may have ``close()``); one clear error for a bad option or a missing Ray."""
     for opt, value in (("workers", workers), ("threads", threads)):
         if value is not None and value < 1:

@@ -57,7 +57,7 @@ def _detector(run: str, run_id: str, device: str, threads: int):
 
 
 def score_task(run: str, run_id: str, device: str, threads: int, unit: archive.Unit, maps_dir: str | None,
-               test_crash: tuple[str, str] | None = None) -> archive.Result:
+               test_crash: tuple[str, str] | None = None, boxes: bool = False) -> archive.Result:
     """One video, in a Ray worker. ``test_crash`` is the test hook of :data:`vigil.archive.TEST_CRASH_ENV`."""
     if test_crash and unit.name == test_crash[0] and not os.path.exists(test_crash[1]):
         open(test_crash[1], "w").close()
@@ -67,7 +67,7 @@ def score_task(run: str, run_id: str, device: str, threads: int, unit: archive.U
         det = _detector(run, run_id, device, threads)
     except VigilError as e:
         return archive.Result(unit.name, error=f"{e} (on worker {worker})", worker=worker)
-    return archive.score_unit(det, unit, maps_dir, worker=worker)
+    return archive.score_unit(det, unit, maps_dir, worker=worker, boxes=boxes)
 
 
 def probe(run: str, source: str) -> dict:
@@ -83,7 +83,7 @@ def probe(run: str, source: str) -> dict:
 # --- in the driver --------------------------------------------------------------------------------
 
 class RayEngine:
-    """Callable ``(units, maps_dir) -> iterator of Result`` in completion order; :meth:`close` after."""
+    """Callable ``(units, maps_dir, boxes=False) -> iterator of Result`` in completion order; :meth:`close` after."""
 
     def __init__(self, run: str, *, device: str = "cpu", threads: int | None = None, workers: int | None = None,
                  retries: int = 2, address: str | None = None):
@@ -142,7 +142,7 @@ class RayEngine:
         fit = max(1, int(cpus // self.threads))
         return min(self.workers, fit) if self.workers else fit
 
-    def __call__(self, units: list[archive.Unit], maps_dir: str | None):
+    def __call__(self, units: list[archive.Unit], maps_dir: str | None, boxes: bool = False):
         import ray
 
         self._start()
@@ -156,7 +156,7 @@ class RayEngine:
                 u_abs = dataclasses.replace(u, source=os.path.abspath(u.source))
                 try:
                     ref = self._task.remote(self.run, self.run_id, self.device, self.threads, u_abs, maps_dir,
-                                            self.test_crash)
+                                            self.test_crash, boxes)
                 except Exception as e:      # the cluster went away mid-run (Ray Client raises here)
                     first = " ".join(str(e).split())[:300] or e.__class__.__name__
                     raise VigilError(f"Ray: cannot submit video {u.name} ({e.__class__.__name__}: {first}); "

@@ -9,7 +9,7 @@ bound. Memory per camera is bounded: three
 frames in the queue, the pre-roll (``pre_seconds`` of frames), the model's few frames of context.
 
 The **scorer** applies exactly ``vigil watch``'s rule (:class:`vigil.watch.LiveScorer`: causal median
-of 3, no event during the warm-up; :class:`vigil.watch.EventTracker`: ``min_frames`` above the
+of 3, no event during the warm-up; :class:`vigil.events.EventTracker`: ``min_frames`` above the
 threshold open, ``gap_frames`` below close). A reconnection, or no frame for ``pause_reset`` seconds,
 is a gap: the open event ends there (``ended: drop``) and scoring starts afresh.
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from vigil.serve.config import CameraConfig
 from vigil.serve.media import ClipWriter, Media, annotated, jpeg
-from vigil.watch import EventTracker, LiveScorer, is_live, read_frames
+from vigil.watch import LiveEventTracker, LiveScorer, is_live, read_frames
 
 
 class FrameQueue:
@@ -95,7 +95,7 @@ class Camera:
         self.threshold = float(cfg.threshold if cfg.threshold is not None else detector.threshold_)
         self.pre_seconds, self.max_event_seconds = pre_seconds, max_event_seconds
         self.queue = FrameQueue()
-        self.tracker = EventTracker(self.threshold, cfg.min_frames, cfg.gap_frames, source=cfg.name)
+        self.tracker = LiveEventTracker(self.threshold, cfg.min_frames, cfg.gap_frames, source=cfg.name)
         self.scorer = LiveScorer(detector, maps=True)
         self.read_rate, self.score_rate = Rate(), Rate()
         self.history: deque = deque(maxlen=300)       # (epoch seconds, score): the page's chart

@@ -1,35 +1,53 @@
-"""``hybrid``: motion-first anomaly detection from dense optical flow, on a CPU.
+"""``hybrid``: motion-first, object-level anomaly detection from dense optical flow, on a CPU.
 
 Shapes: ``T`` frames, ``H W`` a frame's own height and width, ``Gh Gw`` the cell grid of the working
-frame, ``N`` active cells, ``E`` evidence kinds. Scores: higher = more anomalous.
+frame, ``N`` active cells, ``R`` moving regions of a frame, ``E`` evidence kinds. Scores: higher = more
+anomalous; a frame's score is a *surprise*, ``-log`` of a probability under normal footage, so it means
+the same in every video and every crowd.
 
 Method (descriptors in :mod:`vigil.models.hybrid.features`):
 
-1. **Regions.** Each frame is resized to a working width (240 px); OpenCV's DIS optical flow from the
+1. **Cells.** Each frame is resized to a working width (240 px); OpenCV's DIS optical flow from the
    previous frame is computed, the frame's median flow (camera shake) subtracted, and the flow is
    averaged per 8x8 cell and over the last 3 frames. Cells faster than ``tau_`` are active.
-2. **Evidence** for each active cell, four kinds (``config.evidence`` picks which are fused):
+2. **Evidence** for each active cell, four kinds (``config.evidence`` picks which are used; the
+   default, ``motion`` alone, and how it was chosen: README, "How hybrid's settings were chosen"):
    ``motion``: distance to the k nearest normal velocities (speed and direction), scene-wide;
    ``location``: negative log-likelihood of the cell's velocity under a Gaussian fitted at that cell
    (shrunk towards the scene-wide Gaussian where few normal samples passed there: a fixed camera);
    ``dynamics``: distance to the k nearest normal (speed, change of velocity, region size);
-   ``appearance``: distance to the k nearest normal (position, gradient-orientation histogram,
-   gradient energy) of moving cells.
-3. **Calibration.** A fifth of the training videos is held out of fitting; each evidence becomes a
-   robust z-score with the median and MAD of its values on held-out active cells, so the kinds are
-   comparable; they are **summed** (independent evidences add, as log-likelihoods do).
-4. **Regions, not pixels.** The fused cell scores are averaged over each 3x3-cell neighbourhood
-   (inactive cells count as ``floor_``): an object covers several cells while a flow error covers one.
-5. **Frame score** = the most anomalous neighbourhood, smoothed over time by a centred Gaussian (sigma
-   3 frames, cut at 2 sigma: the batch score of frame t waits for frame t+6).
-   ``threshold_`` is the score that a share ``false_alarm_rate`` (1%) of held-out normal frames exceed.
+   ``appearance``: distance to the k nearest normal (gradient-orientation histogram, gradient energy)
+   of moving cells.
+3. **Calibration on unseen normal videos** (``calibration`` ``crossfit``): the training videos are
+   split into 5 interleaved groups; each group is scored by a normality (kNN banks, location model)
+   fitted on the other groups, so every training video is calibration footage that its normality did
+   not see, and the calibration sees the spread of all of them. (A single held-out fifth, the version
+   before, set a threshold that flagged 18% of unseen normal training videos; cross-fitted, 1%:
+   ``benchmarks/select_hybrid.py``.) Each evidence becomes a robust z-score (median and MAD of its
+   values on those cells). The kept normality is then fitted on every training video.
+4. **Regions.** A frame's moving regions are its 8-connected groups of active cells. A region's score
+   for one evidence is its most unusual 3x3-cell neighbourhood (the mean there, still cells counting as
+   the evidence's floor: an object covers several cells while a flow error covers one); that becomes
+   a probability ``p`` among the regions of the calibration footage (:class:`RegionTail`), and a region
+   is as rare as its rarest evidence, Bonferroni-corrected (:class:`RegionTails`).
+5. **Frame score** = the surprise of the frame's rarest region among its ``n`` regions,
+   ``-log(1 - (1 - p)^n)``, so a crowd of normal walkers does not raise it; 0 when nothing moves;
+   smoothed over time by a centred Gaussian (sigma 3 frames, cut at 2 sigma: the batch score of frame t
+   waits for frame t+6). ``threshold_`` is the score that a share ``false_alarm_rate`` (1%) of the
+   calibration footage's frames exceed. Maps paint each region with its own surprise ``-log p``;
+   boxes (:meth:`Hybrid._score_boxes`) are the regions rarer than ``box_p``.
+
+``pooling`` ``cells`` (with ``calibration`` ``holdout`` and ``evidence`` motion and location, what run
+folders saved before issue 13 load as) is the cell version: the evidences summed per cell, the frame
+score the largest 3x3 neighbourhood mean of that; it rises with the crowd and its threshold does not
+hold its rate on unseen normal videos.
 
 Edge cases (each has a test): the first frame has no flow and takes the second frame's score; a
-one-frame video scores ``floor_``; a frame with nothing moving scores ``floor_`` (the 1st percentile
-of held-out normal cell scores: as ordinary as normal footage gets) and its map is ``floor_``
-everywhere; a shaking camera has its global motion (the frame's median flow) removed before any
-descriptor is formed, so shake of a couple of pixels per frame leaves normal footage normal; violent
-shake still scores finite values but, as the flow at the frame edges breaks down, rises.
+one-frame video and a frame with nothing moving score ``rest_`` (0, as ordinary as footage gets; the
+cell version's ``floor_``, the 1st percentile of calibration cell scores); a shaking camera has its
+global motion (the frame's median flow) removed before any descriptor is formed, so shake of a couple
+of pixels per frame leaves normal footage normal; violent shake still scores finite values but, as the
+flow at the frame edges breaks down, rises.
 """
 
 from __future__ import annotations
@@ -43,12 +61,13 @@ from scipy.ndimage import gaussian_filter1d
 from vigil import scoring, training
 from vigil.detector import Detector, Input
 from vigil.errors import VigilError
-from vigil.models.hybrid.features import (Cells, CellStream, PRESETS, cell_flows, empty_cells, working_size,
+from vigil.models.hybrid.features import (APPEARANCE_WIDTH, Cells, CellStream, PRESETS, cell_flows, empty_cells, working_size,
                                           window_speeds)
 from vigil.models.knn import KnnBank
 from vigil.registry import register
 
 EVIDENCE = ("motion", "location", "dynamics", "appearance")
+POOLING = ("objects", "cells")
 _BANKS = {"motion": "velocity", "dynamics": "dynamics", "appearance": "appearance"}   # evidence -> descriptor
 
 
@@ -67,8 +86,15 @@ class HybridConfig:
     bank_size: int = 20000        # normal descriptors kept per kNN bank (random subsample; bounded memory)
     shrinkage: float = 10.0       # pseudo-count pulling a cell's velocity Gaussian to the scene-wide one
     holdout: float = 0.2          # fraction of training videos held out for calibration
-    evidence: tuple = ("motion", "location")   # what is fused; the benchmark's ablation covers all four
+    evidence: tuple = ("motion",)  # what is fused; the benchmark's ablation covers all four (see README)
     neighbourhood: int = 3        # cells averaged (3x3) before the max: a walker spans ~2x4 cells
+    # "objects": a frame scores its most unusual moving region, as a tail probability among held-out
+    # normal regions, corrected for how many regions the frame holds; "cells": the largest
+    # neighbourhood score (the version before issue 13; its score rises with the crowd)
+    pooling: str = "objects"
+    calibration: str = "crossfit"  # or "holdout": see Hybrid._calibration_groups
+    tail: float = 0.05            # exponential tail beyond the 95th percentile of held-out region scores
+    box_p: float = 0.1            # boxes returned: regions rarer than 1 in 10 held-out normal regions
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
     false_alarm_rate: float = 0.01  # threshold_ gives this rate on held-out normal frames
     seed: int = 0
@@ -111,7 +137,9 @@ class Hybrid(Detector):
     ranges = {"max_width": (16, None), "cell": (1, None), "flow_scale": (0, 4), "history": (1, None),
               "tau_factor": (0.0, None), "k": (1, None), "bank_size": (1, None), "shrinkage": (0.0, None),
               "holdout": (0.0, 1.0), "neighbourhood": (1, None), "smooth_sigma": (0.0, None),
-              "false_alarm_rate": (0.0, 1.0), "seed": (0, None)}
+              "false_alarm_rate": (0.0, 1.0), "seed": (0, None), "tail": (1e-3, 0.5), "box_p": (0.0, 1.0)}
+    #: run folders saved before these settings existed were fitted with the cell version
+    legacy_settings = {"pooling": "cells", "calibration": "holdout"}
 
     # --- fitting ------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -121,6 +149,10 @@ class Hybrid(Detector):
             raise VigilError(f"hybrid: evidence {list(cfg.evidence)} must be a non-empty subset of {list(EVIDENCE)}")
         if cfg.flow_preset not in PRESETS:
             raise VigilError(f"hybrid: flow_preset '{cfg.flow_preset}' is not one of {sorted(PRESETS)}")
+        if cfg.calibration not in ("crossfit", "holdout"):
+            raise VigilError(f"hybrid: calibration '{cfg.calibration}' is not one of ['crossfit', 'holdout']")
+        if cfg.pooling not in POOLING:
+            raise VigilError(f"hybrid: pooling '{cfg.pooling}' is not one of {list(POOLING)}")
 
     def _input(self, frame_size=None) -> Input:
         """Gray frames at the working size, fixed at fit from the training footage's frame size."""
@@ -132,7 +164,7 @@ class Hybrid(Detector):
     def _fit(self, grays: list[np.ndarray]) -> None:
         self._check_config()
         cfg = self.config
-        held = self._holdout(len(grays))
+        self._calibration_groups(len(grays))                     # fewer than two videos: said first
         if all(len(g) < 2 for g in grays):
             raise VigilError("hybrid: every training video holds a single frame; motion needs at least two "
                              "consecutive frames in a video")
@@ -147,28 +179,70 @@ class Hybrid(Detector):
         # Most cells of a fixed camera are static, so the median window speed is the flow noise; for
         # 2-D Gaussian noise (Rayleigh speed) 3x the median is exceeded by ~0.2% of static cells.
         self.tau_ = float(max(cfg.tau_factor * np.median(speeds), 1e-3))
-        # Pass 2, descriptors, split into fitting and held-out (calibration) videos.
+        # Pass 2, descriptors; then normality (kNN banks, location model) and its calibration on
+        # normal videos that the normality being calibrated never saw.
         cells = training.map_sharded(lambda i: self._describe(grays[i], flows[i]), len(grays))
-        fit_cells = _concat([c for i, v in enumerate(cells) if i not in held for c in v])
+        rng = np.random.default_rng(cfg.seed)
+        unseen: dict[int, np.ndarray] = {}                       # video -> raw evidence of its cells
+        for group in self._calibration_groups(len(grays)):
+            self._fit_normality([v for i, v in enumerate(cells) if i not in group], rng)
+            for i in group:
+                unseen[i] = self._evidence(_concat(cells[i]), calibrate=False)
+        if cfg.calibration == "crossfit":                         # the kept normality: every video
+            self._fit_normality(cells, rng)
+        # per-evidence robust z, the fused-score floor, the region tails, the threshold
+        raw = np.concatenate([unseen[i] for i in sorted(unseen)])
+        med, scale = scoring.robust_stats(raw, axis=0)
+        self.calib_ = np.stack([med, scale]).astype(np.float32)              # (2, E)
+        fused = ((raw - med) / scale).sum(1)
+        self.floor_ = float(np.percentile(fused, 1)) if len(fused) else 0.0
+        # each evidence's own floor, for the object version's per-evidence neighbourhoods
+        self.floors_ = (np.percentile((raw - med) / scale, 1, axis=0) if len(raw) else np.zeros(len(med))
+                        ).astype(np.float32)
+        per_video = {i: self._split(cells[i], (unseen[i] - med) / scale) for i in sorted(unseen)}
+        self.regions_ = None
+        if cfg.pooling == "objects":
+            per_region = [self._region_scores(c, z)[0] for i, zs in per_video.items() for c, z in zip(cells[i], zs)
+                          if c is not None and len(c.idx)]
+            self.regions_ = RegionTails.fit(np.concatenate(per_region) if per_region
+                                            else np.zeros((0, len(cfg.evidence))), cfg.tail)
+        held_scores = np.concatenate([self._frame_scores(cells[i], zs)[0] for i, zs in per_video.items()])
+        self.threshold_ = scoring.threshold(held_scores, cfg.false_alarm_rate)
+
+    def _calibration_groups(self, n_videos: int) -> list[set[int]]:
+        """Which training videos each calibration pass scores with a normality fitted without them.
+
+        ``crossfit`` (the default): every video, in ``round(1 / holdout)`` interleaved groups (5 for
+        0.2; at most one group per video), so the calibration sees the spread of all the training
+        videos and not only of a few; ``holdout``: one group, a ``holdout`` share of the videos, which
+        the kept normality then never sees (the version before issue 13)."""
+        if n_videos < 2:
+            raise VigilError("hybrid: fit() needs at least two normal training videos "
+                             "(the scores are calibrated on videos the normality was not fitted on)")
+        if self.config.calibration == "holdout":
+            return [self._holdout(n_videos)]
+        k = min(n_videos, max(2, int(round(1 / max(self.config.holdout, 1e-9)))))
+        return [set(range(j, n_videos, k)) for j in range(k)]
+
+    def _fit_normality(self, cells: list[list[Cells | None]], rng: np.random.Generator) -> None:
+        """kNN banks and the location model from the active cells of ``cells`` (videos of frames)."""
+        cfg = self.config
+        fit_cells = _concat([c for v in cells for c in v])
         if len(fit_cells.idx) < cfg.k:
             raise VigilError(f"hybrid: only {len(fit_cells.idx)} moving cells in the training videos "
                              f"(threshold {self.tau_:.3f} px/frame); the training footage shows no motion")
-        rng = np.random.default_rng(cfg.seed)
         self.banks_ = {e: KnnBank.fit(getattr(fit_cells, _BANKS[e]), cfg.k, cfg.bank_size, rng)
                        for e in cfg.evidence if e in _BANKS}
         n_cells = (self.size_[0] // cfg.cell) * (self.size_[1] // cfg.cell)
         # the ridge is the flow-noise variance: tau_ is ~3.5 noise standard deviations (see above)
         self.location_ = _LocationModel.fit(fit_cells.idx, fit_cells.velocity.astype(np.float64), n_cells,
                                             cfg.shrinkage, ridge=(self.tau_ / 3.5) ** 2)
-        # Calibration on held-out normal videos: per-evidence robust z, then the fused-score floor.
-        held_cells = [cells[i] for i in sorted(held)]
-        raw = self._evidence(_concat([c for v in held_cells for c in v]), calibrate=False)
-        med, scale = scoring.robust_stats(raw, axis=0)
-        self.calib_ = np.stack([med, scale]).astype(np.float32)              # (2, E)
-        fused = ((raw - med) / scale).sum(1)
-        self.floor_ = float(np.percentile(fused, 1)) if len(fused) else 0.0
-        held_scores = np.concatenate([self._frame_scores(v)[0] for v in held_cells])
-        self.threshold_ = scoring.threshold(held_scores, cfg.false_alarm_rate)
+
+    @staticmethod
+    def _split(cells: list[Cells | None], z: np.ndarray) -> list[np.ndarray]:
+        """The evidence ``(N, E)`` of a video's cells, concatenated, back to one array per frame."""
+        sizes = [0 if c is None else len(c.idx) for c in cells]
+        return np.split(z, np.cumsum(sizes)[:-1])
 
     def _holdout(self, n_videos: int) -> set[int]:
         """Indices of held-out videos: evenly spaced, a ``holdout`` fraction, at least one, never all."""
@@ -188,24 +262,61 @@ class Hybrid(Detector):
                           appearance="appearance" in cfg.evidence)
 
     # --- scoring ------------------------------------------------------------------------------
+    # Per frame, ``z`` is the ``(N, E)`` calibrated evidence of its active cells (``Cells.idx`` order).
     def _evidence(self, cells: Cells, calibrate: bool = True) -> np.ndarray:
         """``(N, E)`` evidence per active cell, in the order of ``config.evidence``."""
         raw = np.stack([self.banks_[e].score(getattr(cells, _BANKS[e])) if e in _BANKS
                         else self.location_.score(cells.idx, cells.velocity) for e in self.config.evidence], 1)
         return (raw - self.calib_[0]) / self.calib_[1] if calibrate else raw
 
-    def _frame_scores(self, cells: list[Cells | None]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Smoothed frame scores ``(T,)`` and fused scores of each frame's active cells."""
-        good = [c for c in cells if c is not None]
-        fused = self._evidence(_concat(good)).sum(1) if good else np.zeros(0)
-        split = np.split(fused, np.cumsum([len(c.idx) for c in good])[:-1]) if good else []
-        per_cell = [np.zeros(0)] + split if cells and cells[0] is None else split
-        raw = np.array([self._grid(c, f).max() for c, f in zip(cells, per_cell)], np.float64)
+    def _frame_scores(self, cells: list[Cells | None], per_cell: list[np.ndarray] | None = None
+                      ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Smoothed frame scores ``(T,)`` and each frame's ``z`` (``per_cell``, computed unless given)."""
+        if per_cell is None:
+            good = [c for c in cells if c is not None]
+            z = self._evidence(_concat(good)) if good else np.zeros((0, len(self.config.evidence)))
+            per_cell = self._split(cells, z)
+        raw = np.array([self._frame_value(c, z) for c, z in zip(cells, per_cell)], np.float64)
         if len(raw) > 1:
             raw[0] = raw[1]                                          # frame 0 has no flow
         if self.config.smooth_sigma > 0 and len(raw) > 1:
             raw = gaussian_filter1d(raw, self.config.smooth_sigma, mode="nearest", truncate=2.0)
         return raw, per_cell
+
+    @property
+    def rest_(self) -> float:
+        """The score of a frame where nothing moves (as ordinary as footage gets)."""
+        return 0.0 if self.config.pooling == "objects" else self.floor_
+
+    def _region_scores(self, cells: Cells, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The frame's moving regions (8-connected active cells): ``(R, E)`` each region's score per
+        evidence (its most unusual neighbourhood: the mean over ``neighbourhood`` x ``neighbourhood``
+        cells, still cells counting as that evidence's floor, so that one cell's flow error does not
+        make a region), ``(R, 4)`` boxes x y w h in working pixels, and the ``(Gh, Gw)`` label grid
+        (0 = still, r + 1 = region r)."""
+        gw, gh = self.size_[0] // self.config.cell, self.size_[1] // self.config.cell
+        active = np.zeros(gh * gw, np.uint8)
+        active[cells.idx] = 1
+        n_lab, labels, stats, _ = cv2.connectedComponentsWithStats(active.reshape(gh, gw), connectivity=8)
+        n = self.config.neighbourhood
+        lab = labels.ravel()[cells.idx]                                  # region of each active cell
+        best = np.full((n_lab, z.shape[1]), -np.inf)
+        for e in range(z.shape[1]):
+            val = np.full(gh * gw, self.floors_[e], np.float32)
+            val[cells.idx] = z[:, e]
+            if n > 1:
+                val = cv2.blur(val.reshape(gh, gw), (n, n), borderType=cv2.BORDER_REPLICATE).ravel()
+            np.maximum.at(best[:, e], lab, val[cells.idx])
+        return best[1:], stats[1:, :4].astype(np.float32) * self.config.cell, labels
+
+    def _frame_value(self, cells: Cells | None, z: np.ndarray) -> float:
+        """One frame's raw (unsmoothed) score from its active cells' evidence."""
+        if self.config.pooling == "cells":
+            return float(self._grid(cells, z.sum(1)).max())
+        if cells is None or len(cells.idx) == 0:
+            return self.rest_
+        scores = self._region_scores(cells, z)[0]
+        return float(self.regions_.frame_score(self.regions_.log_p(scores).min(), len(scores)))
 
     def _cell_flows(self, gray: np.ndarray) -> np.ndarray | None:
         cfg = self.config
@@ -219,15 +330,15 @@ class Hybrid(Detector):
         return self._frame_scores(self._cells(gray))[0]
 
     def _score_maps(self, gray: np.ndarray, frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Scores ``(T,)`` and maps ``(T, H, W)`` float32: neighbourhood-averaged fused cell scores."""
+        """Scores ``(T,)`` and maps ``(T, H, W)`` float32 (see :meth:`_map`)."""
         cells = self._cells(gray)
         scores, per_cell = self._frame_scores(cells)
         h, w = frame_size
-        maps = np.stack([self._map(c, s, (w, h)) for c, s in zip(cells, per_cell)])
+        maps = np.stack([self._map(c, z, (w, h)) for c, z in zip(cells, per_cell)])
         return scores, maps
 
     def _grid(self, cells: Cells | None, fused: np.ndarray) -> np.ndarray:
-        """``(Gh, Gw)`` neighbourhood-averaged fused scores; ``floor_`` where nothing moves."""
+        """``(Gh, Gw)`` neighbourhood-averaged fused (summed) scores; ``floor_`` where nothing moves."""
         gw, gh = self.size_[0] // self.config.cell, self.size_[1] // self.config.cell
         grid = np.full(gh * gw, self.floor_, np.float32)
         if cells is None or len(cells.idx) == 0:
@@ -236,8 +347,38 @@ class Hybrid(Detector):
         n = self.config.neighbourhood
         return cv2.blur(grid.reshape(gh, gw), (n, n), borderType=cv2.BORDER_REPLICATE) if n > 1 else grid.reshape(gh, gw)
 
-    def _map(self, cells: Cells | None, fused: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-        return cv2.resize(self._grid(cells, fused), size, interpolation=cv2.INTER_NEAREST)
+    def _map(self, cells: Cells | None, z: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """``(H, W)`` at ``size`` ``(W, H)``: the cell version's neighbourhood scores; the object version
+        paints each region's cells with the region's own surprise ``-log p`` (0 where nothing moves)."""
+        if self.config.pooling == "cells":
+            return cv2.resize(self._grid(cells, z.sum(1)), size, interpolation=cv2.INTER_NEAREST)
+        if cells is None or len(cells.idx) == 0:
+            return np.zeros(size[::-1], np.float32)
+        gw, gh = self.size_[0] // self.config.cell, self.size_[1] // self.config.cell
+        scores, _, labels = self._region_scores(cells, z)
+        paint = np.concatenate([[0.0], -self.regions_.log_p(scores)]).astype(np.float32)
+        return cv2.resize(paint[labels].reshape(gh, gw), size, interpolation=cv2.INTER_NEAREST)
+
+    def _score_boxes(self, gray: np.ndarray, frame_size: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Scores ``(T,)`` and, per frame, ``(K, 5)`` boxes ``x0 y0 x1 y1 score`` in the frame's pixels
+        (x1, y1 exclusive): the moving regions rarer than ``box_p`` among held-out normal regions, scored
+        by their surprise ``-log p``. The cell version has no regions: its frames have no boxes."""
+        cells = self._cells(gray)
+        scores, per_cell = self._frame_scores(cells)
+        h, w = frame_size
+        sx, sy = w / self.size_[0], h / self.size_[1]
+        out = []
+        for c, z in zip(cells, per_cell):
+            if self.config.pooling == "cells" or c is None or len(c.idx) == 0:
+                out.append(np.zeros((0, 5), np.float32))
+                continue
+            region, boxes, _ = self._region_scores(c, z)
+            surprise = -self.regions_.log_p(region)
+            keep = surprise >= -np.log(self.config.box_p)
+            x, y, bw, bh = boxes[keep].T
+            out.append(np.column_stack([x * sx, y * sy, (x + bw) * sx, (y + bh) * sy,
+                                        surprise[keep]]).astype(np.float32))
+        return scores, out
 
     def _live(self, maps: bool) -> "HybridStream":
         """Live state keeping only a few past frames (maps are free here, so always given)."""
@@ -249,6 +390,9 @@ class Hybrid(Detector):
                "loc_logdet": self.location_.logdet}
         for key, bank in self.banks_.items():
             out.update({f"{key}_bank": bank.bank, f"{key}_mean": bank.mean, f"{key}_scale": bank.scale})
+        if self.regions_ is not None:
+            out["region_scores"] = self.regions_.ref                       # (E, K) sorted held-out scores
+            out["floors"] = self.floors_
         return out
 
     def _fitted_meta(self) -> dict:
@@ -263,7 +407,7 @@ class Hybrid(Detector):
             raise ValueError(f"calibration has shape {self.calib_.shape} for evidence {list(self.config.evidence)}")
         n_cells = (self.size_[0] // self.config.cell) * (self.size_[1] // self.config.cell)
         expected = {"loc_mean": (n_cells, 2), "loc_icov": (n_cells, 2, 2), "loc_logdet": (n_cells,)}
-        widths = {"velocity": 2, "dynamics": 3, "appearance": 2 + 8}
+        widths = {"velocity": 2, "dynamics": 3, "appearance": APPEARANCE_WIDTH}
         for k in self.config.evidence:
             if k in _BANKS:
                 d = widths[_BANKS[k]]
@@ -276,6 +420,18 @@ class Hybrid(Detector):
         self.location_ = _LocationModel(arrays["loc_mean"], arrays["loc_icov"], arrays["loc_logdet"])
         self.banks_ = {k: KnnBank(arrays[f"{k}_bank"], arrays[f"{k}_mean"], arrays[f"{k}_scale"], self.config.k)
                        for k in self.config.evidence if k in _BANKS}
+        self.regions_ = None
+        if self.config.pooling == "objects":
+            if "region_scores" not in arrays or "floors" not in arrays:
+                raise ValueError("no region_scores: the run was saved by the cell version (pooling 'cells')")
+            ref = arrays["region_scores"]
+            if ref.ndim != 2 or len(ref) != len(self.config.evidence):
+                raise ValueError(f"region_scores has shape {ref.shape}, these settings need "
+                                 f"({len(self.config.evidence)}, K) for evidence {list(self.config.evidence)}")
+            self.regions_ = RegionTails(ref, self.config.tail)
+            self.floors_ = arrays["floors"]
+            if self.floors_.shape != (len(self.config.evidence),):
+                raise ValueError(f"floors has shape {self.floors_.shape} for evidence {list(self.config.evidence)}")
 
 
 class HybridStream:
@@ -283,7 +439,7 @@ class HybridStream:
 
     ``update(gray, frame_size)`` takes one gray uint8 frame at the working size (prepared and
     guarded by :class:`~vigil.detector.LiveStream`) and returns its raw (unsmoothed) score and its
-    map at ``frame_size`` ``(H, W)``. The first frame has no flow and returns ``floor_``.
+    map at ``frame_size`` ``(H, W)``. The first frame has no flow and returns ``rest_``.
     """
 
     def __init__(self, det: Hybrid):
@@ -295,9 +451,80 @@ class HybridStream:
     def update(self, small: np.ndarray, frame_size: tuple[int, int]) -> tuple[float, np.ndarray]:
         h, w = frame_size
         cells = self.cells.update(small)
-        fused = self.det._evidence(cells).sum(1) if cells is not None and len(cells.idx) else np.zeros(0)
-        grid = self.det._grid(cells, fused)
-        return float(grid.max()), cv2.resize(grid, (w, h), interpolation=cv2.INTER_NEAREST)
+        if cells is None:
+            return self.det.rest_, np.full((h, w), self.det.rest_, np.float32)
+        z = self.det._evidence(cells) if len(cells.idx) else np.zeros((0, len(self.det.config.evidence)))
+        return self.det._frame_value(cells, z), self.det._map(cells, z, (w, h))
+
+
+class RegionTail:
+    """How rare a region's score (of one evidence) is among held-out normal regions.
+
+    ``p(x)`` is the share of held-out regions scoring at least ``x`` (empirical, with a +1 so no
+    region is impossible); beyond their ``1 - tail`` quantile ``q`` the empirical share runs out of
+    samples, so it continues as the exponential tail fitted to the excesses over ``q`` (maximum
+    likelihood: the mean excess), which keeps rarer regions ranked above less rare ones.
+    """
+
+    def __init__(self, ref: np.ndarray, tail: float):
+        self.ref = np.sort(np.asarray(ref, np.float32))
+        n = len(self.ref)
+        if n < 2:
+            raise VigilError("hybrid: fewer than two moving regions in the held-out training videos; "
+                             "nothing to calibrate against (more, or longer, normal training videos)")
+        self.q = float(np.quantile(self.ref, 1 - tail))
+        above = self.ref[self.ref > self.q]
+        self.tail = max(len(above), 1) / (n + 1)
+        self.beta = float(max(np.mean(above - self.q), 1e-3)) if len(above) else 1.0
+
+    def log_p(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        n = len(self.ref)
+        emp = np.log((n - np.searchsorted(self.ref, x, side="left") + 1) / (n + 1))
+        return np.where(x > self.q, np.log(self.tail) - (x - self.q) / self.beta, emp)
+
+
+class RegionTails:
+    """One :class:`RegionTail` per evidence, and a frame's score from its rarest region.
+
+    A region is as rare as its rarest evidence, times the number of evidences (Bonferroni: with ``E``
+    chances to look unusual, a normal region's smallest ``p`` is about ``E`` times smaller), so an odd
+    look is not cancelled by ordinary motion, nor the reverse. ``ref``: ``(E, K)`` held-out region
+    scores, each row sorted.
+
+    A frame holding ``n`` regions whose rarest has ``p`` scores ``-log(1 - (1 - p)^n)``: the surprise of
+    seeing a region this rare among ``n`` normal ones. A crowd of ``n`` normal walkers holds one with a
+    small ``p`` by chance alone; the correction takes exactly that chance out, so the normal score does
+    not rise with the crowd.
+    """
+
+    def __init__(self, ref: np.ndarray, tail: float):
+        self.tails = [RegionTail(r, tail) for r in np.asarray(ref, np.float32)]
+        self.ref = np.stack([t.ref for t in self.tails])
+
+    @classmethod
+    def fit(cls, scores: np.ndarray, tail: float, keep: int = 4096) -> "RegionTails":
+        """From ``(R, E)`` held-out region scores; at most ``keep`` per evidence (evenly spaced quantiles)."""
+        s = np.asarray(scores, np.float64)
+        if len(s) < 2:
+            raise VigilError("hybrid: fewer than two moving regions in the held-out training videos; "
+                             "nothing to calibrate against (more, or longer, normal training videos)")
+        qs = np.linspace(0, 1, min(keep, len(s)))
+        return cls(np.stack([np.quantile(s[:, e], qs) for e in range(s.shape[1])]), tail)
+
+    def log_p(self, scores: np.ndarray) -> np.ndarray:
+        """``(R, E)`` region scores -> ``(R,)`` log probabilities (at most 0)."""
+        lp = np.stack([t.log_p(scores[:, e]) for e, t in enumerate(self.tails)], 1).min(1)
+        return np.minimum(lp + np.log(len(self.tails)), 0.0)
+
+    @staticmethod
+    def frame_score(lp: float, n: int) -> float:
+        """The surprise of a frame whose rarest of ``n`` regions has log probability ``lp``."""
+        if lp >= 0:                                    # no region of normal footage is less unusual
+            return 0.0
+        if lp < -18:                                   # p^2 negligible: 1 - (1 - p)^n = n p
+            return -np.log(n) - lp
+        return float(-np.log(-np.expm1(n * np.log1p(-np.exp(lp)))))
 
 
 def _concat(cells: list[Cells]) -> Cells:

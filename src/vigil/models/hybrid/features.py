@@ -11,9 +11,12 @@ Each active cell gets three descriptors:
 * **dynamics** ``(N, 3)``: its speed, how its motion changes (norm of the change of the cell's flow
   across the window, per frame) and how large the moving region it belongs to is (log area in cells
   of its 8-connected component of active cells);
-* **appearance** ``(N, 10)``: where it is (cell column and row) and what is there: a histogram of
-  gradient orientations (8 unsigned bins, magnitude-weighted, over the 2x2-cell neighbourhood,
-  L2-normalised) and the log gradient energy of that neighbourhood. Computed only when asked for.
+* **appearance** ``(N, 9)``: what is there, not where: a histogram of gradient orientations (8
+  unsigned bins, magnitude-weighted, over the 2x2-cell neighbourhood, L2-normalised) and the log
+  gradient energy of that neighbourhood. Computed only when asked for. (Until issue 13 it held the
+  cell's column and row too; normality that depends on position needs training footage at every
+  position, which a camera's few normal videos do not give, the same failure as the ``location``
+  evidence's.)
 
 Global motion (camera shake, pan) is removed by subtracting the frame's median flow vector before
 anything else: with a fixed camera most pixels are static, so the median is ~0 and nothing changes;
@@ -31,6 +34,7 @@ import cv2
 import numpy as np
 
 N_BINS = 8
+APPEARANCE_WIDTH = N_BINS + 1          # orientation histogram, log gradient energy
 PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
@@ -41,7 +45,7 @@ class Cells(NamedTuple):
     idx: np.ndarray          # (N,) int64
     velocity: np.ndarray     # (N, 2) float32
     dynamics: np.ndarray     # (N, 3) float32
-    appearance: np.ndarray   # (N, 10) float32, or (N, 0) when not asked for
+    appearance: np.ndarray   # (N, APPEARANCE_WIDTH) float32, or (N, 0) when not asked for
 
 
 def working_size(width: int, height: int, max_width: int, cell: int) -> tuple[int, int]:
@@ -88,8 +92,6 @@ class CellStream:
         self.dis = cv2.DISOpticalFlow_create(PRESETS[preset])
         self.dis.setFinestScale(finest_scale)      # 0 = full working resolution, 1 = half, 2 = quarter
         self.gh, self.gw = self.h // cell, self.w // cell
-        gy, gx = np.mgrid[0:self.gh, 0:self.gw]
-        self.pos = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)   # (Gh*Gw, 2) column, row
         self.reset()
 
     def reset(self) -> None:
@@ -129,8 +131,8 @@ class CellStream:
         p = np.pad(hist, ((0, 1), (0, 1), (0, 0)), mode="edge")
         hist = (p[:-1, :-1] + p[1:, :-1] + p[:-1, 1:] + p[1:, 1:]).reshape(-1, N_BINS)[idx]
         energy = hist.sum(axis=1, keepdims=True)
-        appearance = np.column_stack([self.pos[idx], hist / np.maximum(np.linalg.norm(hist, axis=1,
-                                      keepdims=True), 1e-6), np.log1p(energy)])
+        appearance = np.column_stack([hist / np.maximum(np.linalg.norm(hist, axis=1, keepdims=True), 1e-6),
+                                      np.log1p(energy)])
         return Cells(idx, vel, dynamics, appearance.astype(np.float32))
 
 
@@ -176,7 +178,7 @@ def cell_flows(gray: np.ndarray, cell: int, preset: str = "fast", finest_scale: 
 
 def empty_cells(appearance: bool = True) -> Cells:
     z = np.zeros((0,), np.float32)
-    return Cells(np.zeros(0, np.int64), z.reshape(0, 2), z.reshape(0, 3), z.reshape(0, 2 + N_BINS if appearance else 0))
+    return Cells(np.zeros(0, np.int64), z.reshape(0, 2), z.reshape(0, 3), z.reshape(0, APPEARANCE_WIDTH if appearance else 0))
 
 
 def window_speeds(cfs: np.ndarray, history: int) -> np.ndarray:

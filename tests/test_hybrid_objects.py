@@ -1,0 +1,75 @@
+"""``hybrid``'s object-level score (issue 13) on synthetic scenes of walkers (tests/scenes.py): a frame's
+score must not rise with the crowd, a change of light is not an anomaly, boxes cover the odd object,
+and the threshold holds its rate on new normal footage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from vigil.models.hybrid import Hybrid
+
+from scenes import scene
+
+
+def _train(n: int = 8, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [scene(rng, int(rng.integers(1, 7)))[0] for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def fitted() -> Hybrid:
+    return Hybrid(bank_size=5000).fit(_train())
+
+
+def test_a_crowd_of_normal_walkers_does_not_raise_the_score(fitted):
+    """The rarest region among n is corrected for n: 1, 3 and 6 walkers score alike."""
+    means = {}
+    for n in (1, 3, 6):
+        rng = np.random.default_rng(100 + n)
+        means[n] = np.mean([fitted.score(scene(rng, n)[0]).mean() for _ in range(3)])
+    assert max(means.values()) - min(means.values()) < 1.0, means
+    cells = Hybrid(bank_size=5000, pooling="cells").fit(_train())
+    old = {n: np.mean([cells.score(scene(np.random.default_rng(100 + n), n)[0]).mean()]) for n in (1, 6)}
+    assert old[6] > old[1], old                        # the cell version's maximum does rise with the crowd
+
+
+def test_a_fast_object_is_found_and_boxed(fitted):
+    rng = np.random.default_rng(1)
+    gray, truth = scene(rng, 3, odd=(20, 45), odd_speed=3.0)
+    scores, boxes = fitted._score_boxes(gray, gray.shape[1:])
+    lab = np.array([b is not None for b in truth])
+    assert roc_auc_score(lab, scores) > 0.9
+    assert scores[lab].max() > fitted.threshold_
+    hits = 0
+    for t in np.flatnonzero(lab):
+        cx, cy = (truth[t][0] + truth[t][2]) / 2, (truth[t][1] + truth[t][3]) / 2
+        hits += any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1, _ in boxes[t])
+    assert hits >= 0.6 * lab.sum()
+    normal_boxes = sum(len(boxes[t]) for t in np.flatnonzero(~lab))
+    assert normal_boxes <= 0.5 * (~lab).sum()          # boxes are the regions rarer than box_p only
+
+
+def test_a_change_of_light_is_not_an_anomaly(fitted):
+    rng = np.random.default_rng(3)
+    gray, _ = scene(rng, 3, offset_from=30)
+    s = fitted.score(gray)
+    assert np.mean(s > fitted.threshold_) <= 0.1
+    assert s[33:].mean() <= s[:27].mean() + 1.0
+
+
+def test_the_threshold_holds_its_rate_on_new_normal_footage(fitted):
+    rng = np.random.default_rng(7)
+    normal = np.concatenate([fitted.score(scene(rng, int(rng.integers(1, 7)))[0]) for _ in range(6)])
+    assert np.mean(normal > fitted.threshold_) <= 0.05
+
+
+def test_a_slow_object_of_another_shape_is_seen_by_appearance_only():
+    """At walking pace, motion cannot tell the box from a walker; the appearance evidence (gradient
+    orientations and energy of the cells, not their position) can."""
+    rng = np.random.default_rng(2)
+    gray, truth = scene(rng, 3, odd=(15, 50), odd_speed=1.0)
+    lab = np.array([b is not None for b in truth])
+    seen = Hybrid(bank_size=5000, evidence=("motion", "appearance")).fit(_train())
+    assert roc_auc_score(lab, seen.score(gray)) > 0.9
