@@ -183,6 +183,24 @@ def cmd_watch(args) -> None:
     watch(_load(args.run, args.device), args.source, status=not args.quiet, **opts)
 
 
+def cmd_serve(args) -> None:
+    from vigil.serve import serve                    # FastAPI, SQLAlchemy, paho load only for this command
+
+    serve(args.config)
+
+
+def cmd_refit(args) -> None:
+    from vigil.runs import refit
+
+    _writable(args.out, folder=True)
+    _, out, s = refit(args.run, args.normal, args.out, data=args.data, device=args.device, progress=not args.quiet,
+                      say=lambda line: print(line, file=sys.stderr))
+    before = f"{s['threshold_before']:.3f}" if s["threshold_before"] is not None else "?"
+    after = f"{s['threshold']:.3f}" if s["threshold"] is not None else "?"
+    print(f"refitted {s['model']} on {s['videos']} training videos + {s['normal_clips']} clips of normal footage "
+          f"in {s['seconds']:.1f}s -> {out} (threshold {before} -> {after}; {args.run} unchanged)")
+
+
 def cmd_report(args) -> None:
     from vigil.report import build_report
 
@@ -364,6 +382,29 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--gap-frames", type=int, default=5, help="frames below the threshold that close it")
     w.add_argument("--max-retries", type=int, default=10, help="reconnection attempts in a row for live sources")
     w.set_defaults(func=cmd_watch)
+
+    sv = sub.add_parser("serve", help="watch several cameras as a service: events in a database, MQTT, a web page",
+                        description="Watch every camera of CONFIG (vigil.yaml: cameras, mqtt, database, http, "
+                                    "storage) with the watch rule, each on threads of its own; store events with "
+                                    "a snapshot and a clip, publish them over MQTT (Frigate's shapes, Home "
+                                    "Assistant discovery), and serve a page and a JSON API (127.0.0.1:8765 by "
+                                    "default). SIGTERM and Ctrl-C close open events and exit 0. Needs "
+                                    "pip install 'vigil[serve]'; see docs/deploy.md.")
+    sv.add_argument("config", help="the service's YAML configuration (e.g. vigil.yaml)")
+    sv.set_defaults(func=cmd_serve)
+
+    rf = sub.add_parser("refit", help="learn from false alarms: refit a run with more normal footage",
+                        description="Fit RUN's model again, with its settings, on its own training videos plus "
+                                    "the footage in each --normal folder (a folder of frames, or folders of "
+                                    "frames such as vigil serve's storage/false_alarms/), recalibrating its "
+                                    "threshold; writes the new run OUT and leaves RUN as it is. The training data "
+                                    "is the one RUN's config.json records (or --data).")
+    _add_run_args(rf, run_help="run folder written by 'vigil train'")
+    rf.add_argument("--normal", action="append", required=True, metavar="DIR",
+                    help="footage known to be normal (repeatable)")
+    rf.add_argument("--out", required=True, help="the new run folder")
+    rf.add_argument("--data", help="the training dataset (default: the one RUN records)")
+    rf.set_defaults(func=cmd_refit)
 
     xp = sub.add_parser("export", help="write a trained run as one ONNX file (truesight, ocrgan-video)",
                         description="Write RUN's scoring network as an ONNX graph, with the run's settings and "

@@ -133,3 +133,66 @@ def add_guard(run: str | os.PathLike, data: str | os.PathLike):
     kept = {k: v for k, v in meta.items() if k not in ("format", "model", "config", "fitted", "guard")}
     det.save(run, extra={**kept, "guard_data": str(Path(data).resolve())})
     return det.guard_
+
+
+def _normal_folders(root: Path) -> list[Path]:
+    """``root`` itself if it holds frames, else every folder under it that does (``false_alarms/<camera>/<id>/``)."""
+    from vigil.data.video import list_images
+
+    if not root.is_dir():
+        raise VigilError(f"{root}: no such folder of normal footage")
+    found = [root] if list_images(root) else []
+    found += [p for p in sorted(root.rglob("*")) if p.is_dir() and not p.name.startswith(".") and list_images(p)]
+    return found
+
+
+def refit(run: str | os.PathLike, normal: list[str | os.PathLike], out: str | os.PathLike, *,
+          data: str | os.PathLike | None = None, device: str = "cpu", progress: bool = True,
+          say: Callable[[str], None] = lambda _: None) -> tuple[Detector, Path, dict]:
+    """Learn from false alarms: fit ``run``'s model again, with the same settings, on the run's own
+    training videos plus the footage in ``normal`` (folders of frames, or folders holding such folders,
+    as ``vigil serve`` keeps them under ``storage/false_alarms/``), and write the new run ``out``
+    (its threshold recalibrated the same way). ``run`` itself is not changed.
+
+    A run records where its training data came from (``data`` in ``config.json``, written by
+    :func:`train`); ``data`` overrides it. No model keeps its normal data in a form that could be
+    extended without the originals (hybrid's kNN banks are a subsample, the networks are trained by
+    epochs), so this is a complete refit: seconds for hybrid, a full training for the networks.
+    Returns ``(detector, out, summary)``.
+    """
+    from vigil.data.video import Video
+
+    run, out = Path(run), Path(out)
+    if run.suffix.lower() == ".onnx":
+        raise VigilError(f"{run}: an ONNX file holds no training record; refit the run folder it was exported from")
+    if out.resolve() == run.resolve():
+        raise VigilError(f"--out {out}: must differ from the run being refitted (it is kept as it is)")
+    old = Detector.load(run)
+    meta = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    data = data if data is not None else meta.get("data")
+    if data is None:
+        raise VigilError(f"{run}/config.json: does not record the training data it was fitted on; give --data DATASET")
+    if not Path(data).exists():
+        raise VigilError(f"{data}: the training data recorded in {run}/config.json is not there; give --data DATASET")
+    ds = load_dataset(data)
+    if not ds.train:
+        raise VigilError(f"{data}: no training videos")
+    extra = []
+    for root in normal:
+        folders = _normal_folders(Path(root))
+        if not folders:
+            raise VigilError(f"{root}: no frames found (expected a folder of frames, or folders of frames)")
+        extra += [Video.open(f, name=f"normal-{len(extra) + i}") for i, f in enumerate(folders)]
+    say(f"refitting {old.name} on {len(ds.train)} training videos of {data} + {len(extra)} clips of normal footage")
+    det = type(old)(config=old.config, device=device, progress=progress)
+    t0 = time.time()
+    det.fit(list(ds.train) + extra)
+    seconds = time.time() - t0
+    summary = {"model": det.name, "videos": len(ds.train), "normal_clips": len(extra),
+               "threshold_before": getattr(old, "threshold_", None), "threshold": getattr(det, "threshold_", None),
+               "seconds": round(seconds, 2)}
+    det.save(out, extra={"data": str(Path(data).resolve()), "layout": ds.layout, "train_seconds": round(seconds, 2),
+                         "machine": machine_info(), "refit_from": str(run.resolve()),
+                         "normal": [str(Path(p).resolve()) for p in normal],
+                         "normal_clips": len(extra)})
+    return det, out, summary

@@ -49,6 +49,17 @@ from vigil.events import CausalMedian, Event, EventTracker
 from vigil.webhooks import WebhookSender, check_url
 
 
+class LiveEventTracker(EventTracker):
+    """:class:`vigil.events.EventTracker` that also shows the event it has open, for a consumer that
+    announces events while they go on (``vigil serve``); the rule itself is the same."""
+
+    @property
+    def current(self) -> dict | None:
+        """The open event so far (``start_frame, start_time, peak_frame, peak_score, end_frame,
+        end_time``; a copy), or None."""
+        return dict(self._open) if self._open is not None else None
+
+
 def parse_source(source: str) -> int | str:
     if source.isdigit():
         return int(source)
@@ -67,19 +78,24 @@ def is_live(source) -> bool:
 
 def read_frames(source: str, *, realtime: bool = False, max_retries: int = 10, backoff: float = 0.5,
                 log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-                on_reconnect: Callable[[], None] | None = None) -> Iterator[tuple[np.ndarray, float]]:
+                on_reconnect: Callable[[], None] | None = None,
+                name: str | None = None) -> Iterator[tuple[np.ndarray, float]]:
     """Yield ``(frame RGB (H, W, 3), seconds since start)``. Live sources (cameras, URLs) that drop
     are reopened with exponential back-off (``backoff`` doubling up to 10 s, ``max_retries`` times in a
     row); ``on_reconnect()`` is called after such a drop, before the first frame of the new
-    connection. A file ends at its last frame."""
+    connection. A file ends at its last frame. ``name``: how messages call the source (default the
+    source itself; ``vigil serve`` passes the URL with its password masked)."""
     src = parse_source(source)
+    source = name if name is not None else source
     if isinstance(src, str) and Path(src).is_dir():
         yield from _read_folder(Path(src), realtime)
         return
     live = is_live(src)
     retries, t_start, n, dropped = 0, time.monotonic(), 0, False
     while True:
-        cap = cv2.VideoCapture(src)
+        # a URL goes straight to FFmpeg: OpenCV's fallback readers would print the URL (and any
+        # password in it) in their complaints
+        cap = cv2.VideoCapture(src, cv2.CAP_FFMPEG) if isinstance(src, str) and "://" in src else cv2.VideoCapture(src)
         try:
             if not cap.isOpened():
                 if not live:
@@ -337,6 +353,38 @@ def check_options(*, events_out=None, save_dir=None, webhook=None, realtime: boo
         check_writable(save_dir, folder=True)
 
 
+class LiveScorer:
+    """Live scoring, written once for ``vigil watch`` and ``vigil serve``: the model's stream, the
+    rule's causal median of 3 (:class:`vigil.events.CausalMedian`: one frame of delay), and the warm-up
+    after a start or a gap (:func:`warmup_frames`), during which no event may open.
+
+    ``update(frame)`` returns ``(smoothed score, anomaly map or None, warm)``; ``warm`` is False on
+    the warm-up frames. :meth:`restart` forgets everything, as after a gap in the source.
+    """
+
+    def __init__(self, detector, *, maps: bool = False):
+        self.detector, self.maps = detector, maps
+        self.warmup = warmup_frames(detector)
+        self.stream = None
+        self.smoother = CausalMedian()
+        self.fresh = 0
+
+    def restart(self) -> None:
+        self.stream, self.fresh = self.detector.stream(maps=self.maps), 0
+        self.smoother.reset()
+
+    @property
+    def started(self) -> bool:
+        return self.stream is not None
+
+    def update(self, frame: np.ndarray) -> tuple[float, np.ndarray | None, bool]:
+        if self.stream is None:
+            self.restart()
+        self.fresh += 1
+        raw, amap = self.stream.update(frame)
+        return self.smoother.update(raw), amap, self.fresh > self.warmup
+
+
 class _Stop(KeyboardInterrupt):
     """A signal asked the watch to end (raised by the handler, caught like Ctrl-C)."""
 
@@ -364,8 +412,8 @@ def watch(detector, source: str, *, events_out=None, save_dir: str | None = None
         raise VigilError(f"model '{detector.name}' has no calibrated threshold_ (retrain it with this vigil)")
     tracker = EventTracker(float(threshold), min_frames, gap_frames, source=str(source))
     parse_source(source)                                  # a missing file: one line, before anything starts
-    warmup = warmup_frames(detector)
-    maps = save_dir is not None
+    scorer = LiveScorer(detector, maps=save_dir is not None)
+    warmup = scorer.warmup
     recorder = ClipRecorder(Path(save_dir)) if save_dir else None
     out = _EventsOut(events_out)
     sender = WebhookSender(webhook, log=log) if isinstance(webhook, str) else webhook
@@ -430,8 +478,7 @@ def watch(detector, source: str, *, events_out=None, save_dir: str | None = None
             if signal.getsignal(sig) is not signal.SIG_IGN:   # nohup, a background job: left as they are
                 old_handlers[sig] = signal.signal(sig, on_signal)
 
-    n, t0, last_status, score, fresh = 0, time.monotonic(), 0.0, float("nan"), 0
-    stream, smoother = None, CausalMedian()           # causal median of 3: one frame of delay, no look-ahead
+    n, t0, last_status, score = 0, time.monotonic(), 0.0, float("nan")
     try:
         frames = read_frames(source, realtime=realtime, max_retries=max_retries, backoff=backoff, log=log,
                              on_reconnect=on_reconnect)
@@ -445,20 +492,18 @@ def watch(detector, source: str, *, events_out=None, save_dir: str | None = None
                 if not state["gap"]:
                     log(f"vigil: {source}: no frame for {time.monotonic() - asked:.1f}s")
                 state["gap"] = True
-            if stream is None or state["gap"]:
-                if stream is not None:                    # a gap: nothing carries over it
+            if not scorer.started or state["gap"]:
+                if scorer.started:                        # a gap: nothing carries over it
                     emit(tracker.flush("drop"))
                     if recorder:
                         recorder.reset()
                     log(f"vigil: {source}: scoring starts afresh at frame {n + 1} "
                         f"(no event opens in the first {warmup} frames)")
-                stream, fresh, state["gap"] = detector.stream(maps=maps), 0, False
-                smoother.reset()
+                scorer.restart()
+                state["gap"] = False
             n += 1
-            fresh += 1
-            raw, amap = stream.update(frame)
-            score = smoother.update(raw)
-            ev = tracker.update(n, t, score) if fresh > warmup else None
+            score, amap, warm = scorer.update(frame)
+            ev = tracker.update(n, t, score) if warm else None
             if recorder:
                 recorder.add(frame, score, amap, tracker.active or ev is not None)
             emit(ev)
