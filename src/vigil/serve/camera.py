@@ -193,7 +193,7 @@ class Camera:
                     self.queue.put(frame, now)
                     if self._stop.is_set():
                         return
-            except Exception as e:                      # noqa: BLE001: a reader must not die silently
+            except Exception as e:                      # noqa: BLE001 - a reader must not die silently
                 self.log(f"vigil: camera {self.name}: {e}")
                 self._stop.wait(5.0)
                 continue

@@ -178,7 +178,7 @@ class Service:
                 self.store.insert(after)
             else:
                 self.store.update(after["id"], **{k: v for k, v in after.items() if k != "id"})
-        except Exception as e:                          # noqa: BLE001: the database went away; go on
+        except Exception as e:                          # noqa: BLE001 - the database went away; go on
             self.log(f"vigil: database: event {after['id']} not stored ({e.__class__.__name__}: {e})")
         if self.mqtt is not None:
             if kind == "new":
