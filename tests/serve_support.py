@@ -39,6 +39,16 @@ def wait_until(condition, timeout: float = 30.0, what: str = "condition", every:
         time.sleep(every)
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Ask a process the test started to end (SIGTERM); kill it when it has not within ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def http_get(url: str, token: str | None = None, timeout: float = 10.0) -> tuple[int, bytes, dict]:
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
@@ -150,12 +160,7 @@ class Broker:
             return False
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 class Subscriber:
