@@ -53,6 +53,7 @@ flow at the frame edges breaks down, rises.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -166,7 +167,7 @@ class Hybrid(Detector):
     def _fit(self, grays: list[np.ndarray]) -> None:
         self._check_config()
         cfg = self.config
-        self._calibration_groups(len(grays))                     # fewer than two videos: said first
+        groups = self._calibration_groups(len(grays))            # fewer than two videos: said first
         if all(len(g) < 2 for g in grays):
             raise VigilError("hybrid: every training video holds a single frame; motion needs at least two "
                              "consecutive frames in a video")
@@ -186,7 +187,7 @@ class Hybrid(Detector):
         cells = training.map_sharded(lambda i: self._describe(grays[i], flows[i]), len(grays))
         rng = np.random.default_rng(cfg.seed)
         unseen: dict[int, np.ndarray] = {}                       # video -> raw evidence of its cells
-        for group in self._calibration_groups(len(grays)):
+        for group in groups:
             self._fit_normality([v for i, v in enumerate(cells) if i not in group], rng)
             for i in group:
                 unseen[i] = self._evidence(_concat(cells[i]), calibrate=False)
@@ -202,13 +203,13 @@ class Hybrid(Detector):
         self.floors_ = (np.percentile((raw - med) / scale, 1, axis=0) if len(raw) else np.zeros(len(med))
                         ).astype(np.float32)
         per_video = {i: self._split(cells[i], (unseen[i] - med) / scale) for i in sorted(unseen)}
+        regions = {i: self._regions_of(cells[i], zs) for i, zs in per_video.items()}
         self.regions_ = None
         if cfg.pooling == "objects":
-            per_region = [self._region_scores(c, z)[0] for i, zs in per_video.items() for c, z in zip(cells[i], zs)
-                          if c is not None and len(c.idx)]
+            per_region = [r.scores for v in regions.values() for r in v if r is not None]
             self.regions_ = RegionTails.fit(np.concatenate(per_region) if per_region
                                             else np.zeros((0, len(cfg.evidence))), cfg.tail)
-        held_scores = np.concatenate([self._frame_scores(cells[i], zs)[0] for i, zs in per_video.items()])
+        held_scores = np.concatenate([self._frame_scores(cells[i], zs, regions[i])[0] for i, zs in per_video.items()])
         self.threshold_ = scoring.threshold(held_scores, cfg.false_alarm_rate)
 
     def _calibration_groups(self, n_videos: int) -> list[set[int]]:
@@ -222,7 +223,7 @@ class Hybrid(Detector):
             raise VigilError("hybrid: fit() needs at least two normal training videos "
                              "(the scores are calibrated on videos the normality was not fitted on)")
         if self.config.calibration == "holdout":
-            return [self._holdout(n_videos)]
+            return [scoring.held_out_videos(n_videos, self.config.holdout)]
         k = min(n_videos, max(2, int(round(1 / max(self.config.holdout, 1e-9)))))
         return [set(range(j, n_videos, k)) for j in range(k)]
 
@@ -246,13 +247,6 @@ class Hybrid(Detector):
         sizes = [0 if c is None else len(c.idx) for c in cells]
         return np.split(z, np.cumsum(sizes)[:-1])
 
-    def _holdout(self, n_videos: int) -> set[int]:
-        """Indices of held-out videos: evenly spaced, a ``holdout`` fraction, at least one, never all."""
-        if n_videos < 2:
-            raise VigilError("hybrid: fit() needs at least two normal training videos "
-                             "(one is held out to calibrate the scores)")
-        return scoring.held_out_videos(n_videos, self.config.holdout)
-
     def _describe(self, gray: np.ndarray, flows: np.ndarray | None) -> list[Cells | None]:
         """Per-frame :class:`Cells` of one video (``None`` for frame 0) from precomputed cell flows."""
         stream = self._stream()
@@ -271,31 +265,43 @@ class Hybrid(Detector):
                         else self.location_.score(cells.idx, cells.velocity) for e in self.config.evidence], 1)
         return (raw - self.calib_[0]) / self.calib_[1] if calibrate else raw
 
-    def _frame_scores(self, cells: list[Cells | None], per_cell: list[np.ndarray] | None = None
-                      ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Smoothed frame scores ``(T,)`` and each frame's ``z`` (``per_cell``, computed unless given)."""
+    def _frame_scores(self, cells: list[Cells | None], per_cell: list[np.ndarray] | None = None,
+                      regions: list["Regions | None"] | None = None
+                      ) -> tuple[np.ndarray, list[np.ndarray], list["Regions | None"]]:
+        """Smoothed frame scores ``(T,)``, each frame's ``z`` (``per_cell``) and its regions
+        (:meth:`_regions_of`), each computed here unless given."""
         if per_cell is None:
             good = [c for c in cells if c is not None]
             z = self._evidence(_concat(good)) if good else np.zeros((0, len(self.config.evidence)))
             per_cell = self._split(cells, z)
-        raw = np.array([self._frame_value(c, z) for c, z in zip(cells, per_cell)], np.float64)
+        if regions is None:
+            regions = self._regions_of(cells, per_cell)
+        raw = np.array([self._frame_value(c, z, r) for c, z, r in zip(cells, per_cell, regions)], np.float64)
         if len(raw) > 1:
             raw[0] = raw[1]                                          # frame 0 has no flow
         if self.config.smooth_sigma > 0 and len(raw) > 1:
             raw = gaussian_filter1d(raw, self.config.smooth_sigma, mode="nearest", truncate=2.0)
-        return raw, per_cell
+        return raw, per_cell, regions
 
     @property
     def rest_(self) -> float:
         """The score of a frame where nothing moves (as ordinary as footage gets)."""
         return 0.0 if self.config.pooling == "objects" else self.floor_
 
-    def _region_scores(self, cells: Cells, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The frame's moving regions (8-connected active cells): ``(R, E)`` each region's score per
-        evidence (its most unusual neighbourhood: the mean over ``neighbourhood`` x ``neighbourhood``
-        cells, still cells counting as that evidence's floor, so that one cell's flow error does not
-        make a region), ``(R, 4)`` boxes x y w h in working pixels, and the ``(Gh, Gw)`` label grid
-        (0 = still, r + 1 = region r)."""
+    def _regions_of(self, cells: list[Cells | None], per_cell: list[np.ndarray]) -> list["Regions | None"]:
+        """Each frame's :meth:`_regions` (all None for the cell version, which has none)."""
+        if self.config.pooling == "cells":
+            return [None] * len(cells)
+        return [self._regions(c, z) for c, z in zip(cells, per_cell)]
+
+    def _regions(self, cells: Cells | None, z: np.ndarray) -> "Regions | None":
+        """The frame's moving regions (8-connected active cells), None when nothing moves: ``scores``
+        ``(R, E)`` each region's score per evidence (its most unusual neighbourhood: the mean over
+        ``neighbourhood`` x ``neighbourhood`` cells, still cells counting as that evidence's floor, so
+        that one cell's flow error does not make a region), ``boxes`` ``(R, 4)`` x y w h in working
+        pixels, and the ``(Gh, Gw)`` ``labels`` grid (0 = still, r + 1 = region r)."""
+        if cells is None or len(cells.idx) == 0:
+            return None
         gw, gh = self.size_[0] // self.config.cell, self.size_[1] // self.config.cell
         active = np.zeros(gh * gw, np.uint8)
         active[cells.idx] = 1
@@ -309,16 +315,15 @@ class Hybrid(Detector):
             if n > 1:
                 val = cv2.blur(val.reshape(gh, gw), (n, n), borderType=cv2.BORDER_REPLICATE).ravel()
             np.maximum.at(best[:, e], lab, val[cells.idx])
-        return best[1:], stats[1:, :4].astype(np.float32) * self.config.cell, labels
+        return Regions(best[1:], stats[1:, :4].astype(np.float32) * self.config.cell, labels)
 
-    def _frame_value(self, cells: Cells | None, z: np.ndarray) -> float:
-        """One frame's raw (unsmoothed) score from its active cells' evidence."""
+    def _frame_value(self, cells: Cells | None, z: np.ndarray, regions: "Regions | None") -> float:
+        """One frame's raw (unsmoothed) score from its active cells' evidence and its regions."""
         if self.config.pooling == "cells":
             return float(self._grid(cells, z.sum(1)).max())
-        if cells is None or len(cells.idx) == 0:
+        if regions is None:
             return self.rest_
-        scores = self._region_scores(cells, z)[0]
-        return float(self.regions_.frame_score(self.regions_.log_p(scores).min(), len(scores)))
+        return float(self.regions_.frame_score(self.regions_.log_p(regions.scores).min(), len(regions.scores)))
 
     def _cell_flows(self, gray: np.ndarray) -> np.ndarray | None:
         cfg = self.config
@@ -334,9 +339,9 @@ class Hybrid(Detector):
     def _score_maps(self, gray: np.ndarray, frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Scores ``(T,)`` and maps ``(T, H, W)`` float32 (see :meth:`_map`)."""
         cells = self._cells(gray)
-        scores, per_cell = self._frame_scores(cells)
+        scores, per_cell, regions = self._frame_scores(cells)
         h, w = frame_size
-        maps = np.stack([self._map(c, z, (w, h)) for c, z in zip(cells, per_cell)])
+        maps = np.stack([self._map(c, z, r, (w, h)) for c, z, r in zip(cells, per_cell, regions)])
         return scores, maps
 
     def _grid(self, cells: Cells | None, fused: np.ndarray) -> np.ndarray:
@@ -349,17 +354,16 @@ class Hybrid(Detector):
         n = self.config.neighbourhood
         return cv2.blur(grid.reshape(gh, gw), (n, n), borderType=cv2.BORDER_REPLICATE) if n > 1 else grid.reshape(gh, gw)
 
-    def _map(self, cells: Cells | None, z: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    def _map(self, cells: Cells | None, z: np.ndarray, regions: "Regions | None", size: tuple[int, int]
+             ) -> np.ndarray:
         """``(H, W)`` at ``size`` ``(W, H)``: the cell version's neighbourhood scores; the object version
         paints each region's cells with the region's own surprise ``-log p`` (0 where nothing moves)."""
         if self.config.pooling == "cells":
             return cv2.resize(self._grid(cells, z.sum(1)), size, interpolation=cv2.INTER_NEAREST)
-        if cells is None or len(cells.idx) == 0:
+        if regions is None:
             return np.zeros(size[::-1], np.float32)
-        gw, gh = self.size_[0] // self.config.cell, self.size_[1] // self.config.cell
-        scores, _, labels = self._region_scores(cells, z)
-        paint = np.concatenate([[0.0], -self.regions_.log_p(scores)]).astype(np.float32)
-        return cv2.resize(paint[labels].reshape(gh, gw), size, interpolation=cv2.INTER_NEAREST)
+        paint = np.concatenate([[0.0], -self.regions_.log_p(regions.scores)]).astype(np.float32)
+        return cv2.resize(paint[regions.labels], size, interpolation=cv2.INTER_NEAREST)
 
     def _score_boxes(self, gray: np.ndarray, frame_size: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Scores ``(T,)`` and, per frame, ``(K, 5)`` boxes ``x0 y0 x1 y1 score`` in the frame's pixels
@@ -368,19 +372,17 @@ class Hybrid(Detector):
         map above ``threshold_`` (its map is on the frame score's scale)."""
         if self.config.pooling == "cells":
             return super()._score_boxes(gray, frame_size)
-        cells = self._cells(gray)
-        scores, per_cell = self._frame_scores(cells)
+        scores, _, regions = self._frame_scores(self._cells(gray))
         h, w = frame_size
         sx, sy = w / self.size_[0], h / self.size_[1]
         out = []
-        for c, z in zip(cells, per_cell):
-            if c is None or len(c.idx) == 0:
+        for r in regions:
+            if r is None:
                 out.append(np.zeros((0, 5), np.float32))
                 continue
-            region, boxes, _ = self._region_scores(c, z)
-            surprise = -self.regions_.log_p(region)
+            surprise = -self.regions_.log_p(r.scores)
             keep = surprise >= -np.log(self.config.box_p)
-            x, y, bw, bh = boxes[keep].T
+            x, y, bw, bh = r.boxes[keep].T
             out.append(np.column_stack([x * sx, y * sy, (x + bw) * sx, (y + bh) * sy,
                                         surprise[keep]]).astype(np.float32))
         return scores, out
@@ -459,7 +461,16 @@ class HybridStream:
         if cells is None:
             return self.det.rest_, np.full((h, w), self.det.rest_, np.float32)
         z = self.det._evidence(cells) if len(cells.idx) else np.zeros((0, len(self.det.config.evidence)))
-        return self.det._frame_value(cells, z), self.det._map(cells, z, (w, h))
+        regions = self.det._regions_of([cells], [z])[0]
+        return self.det._frame_value(cells, z, regions), self.det._map(cells, z, regions, (w, h))
+
+
+class Regions(NamedTuple):
+    """The moving regions of one frame (:meth:`Hybrid._regions`)."""
+
+    scores: np.ndarray       # (R, E) each region's score per evidence
+    boxes: np.ndarray        # (R, 4) x y w h in working pixels
+    labels: np.ndarray       # (Gh, Gw) 0 = still, r + 1 = region r
 
 
 class RegionTail:
