@@ -98,6 +98,26 @@ def test_the_command_says_it_in_one_line_and_exits_2(serve_run, tmp_path):
     assert "cameras.a.source: http://u:***@127.0.0.1" in r.stderr and "hunter2secret" not in r.stderr
 
 
+@pytest.mark.parametrize("content, message", [
+    ({}, "folder holds no frames"),                                   # an empty folder of frames
+    ({"000.jpg": b"not a picture", "001.jpg": b"\xff\xd8"}, "000.jpg: "),    # an unreadable first frame
+])
+def test_a_folder_source_that_gives_no_frame_is_one_line_at_start(content, message, serve_run, tmp_path):
+    from vigil.serve.config import load_config
+    from vigil.serve.service import Service
+
+    folder = tmp_path / "footage"
+    folder.mkdir()
+    for name, data in content.items():
+        (folder / name).write_bytes(data)
+    path = write(tmp_path, f"cameras: {{a: {{source: {folder}, run: {serve_run}}}}}\n"
+                           f"storage: {{dir: {tmp_path / 'data'}}}\n")
+    with pytest.raises(VigilError) as e:
+        Service(load_config(path))
+    assert str(e.value).startswith(f"{path}: cameras.a.source: ") and message in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
+
+
 def test_mask_url():
     from vigil.serve.config import mask_url
 

@@ -33,13 +33,17 @@ def _log(message: str) -> None:
 
 
 def check_source(source, shown: str, timeout: float = SOURCE_TIMEOUT) -> str | None:
-    """Open a live source once (camera index or URL); None when it opens, else why not."""
+    """Open a source once and read its first frame; None when it gives one, else why not."""
     import cv2
 
-    from vigil.watch import is_live
+    from vigil.watch import is_live, read_frames
 
-    if not is_live(source):
-        return None                                  # files and folders: their existence was checked
+    if not is_live(source):                          # a file or a folder: read as its camera will read it
+        try:
+            first = next(read_frames(str(source), log=lambda _: None), None)
+        except VigilError as e:
+            return str(e)
+        return None if first is not None else f"{shown}: holds no frame"
     result: list = []
 
     def probe():
