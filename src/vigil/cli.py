@@ -115,42 +115,49 @@ def _evaluate_threshold(args) -> float | None:
 
 
 def cmd_evaluate(args) -> None:
-    from vigil.evaluate import evaluate_csv
+    from vigil.evaluate import scores_by_video
     from vigil.io import write_json
+    from vigil.metrics import frame_metrics
 
     if args.threshold is not None and args.run is not None:
         raise VigilError("evaluate: give --threshold or --run, not both")
     if args.json:
         _writable(args.json)
     threshold = _evaluate_threshold(args)
-    m = evaluate_csv(args.scores, args.data)
+    # the scores and the dataset are read once; the boxes too, before anything is printed
+    ds, scores = scores_by_video(args.scores, args.data)
+    labels = [v.labels for v in ds.test]
+    rbdc = None
+    if args.boxes:
+        from vigil.evaluate import boxes_rbdc
+
+        rbdc = boxes_rbdc(args.boxes, args.data, alpha=args.alpha, dataset=ds)
+    m = frame_metrics(scores, labels)
     print(m.table())
     result = m.as_dict()
     if args.maps:
         from vigil.evaluate import pixel_auc_from_folder
 
-        result["pixel_auc"] = pixel_auc_from_folder(args.maps, args.data)
+        result["pixel_auc"] = pixel_auc_from_folder(args.maps, args.data, dataset=ds)
         print(f"pixel AUC (every pixel pooled, map vs mask)         {result['pixel_auc']:.4f}")
     if threshold is not None:
-        from vigil.data import load_dataset
-        from vigil.evaluate import DEFAULT_FPS, dataset_fps, event_figures
+        from vigil.evaluate import DEFAULT_FPS, dataset_fps
+        from vigil.events import event_metrics
 
         fps = args.fps
         if fps is None:
-            fps = dataset_fps(load_dataset(args.data))
+            fps = dataset_fps(ds)
             if fps is None:
                 fps = DEFAULT_FPS
                 print(f"(fps {fps:g} assumed: the dataset does not say; --fps to change)")
-        ev = event_figures(args.scores, args.data, threshold, fps=fps, min_frames=args.min_frames,
-                           gap_frames=args.gap_frames)
+        ev = event_metrics(scores, labels, threshold, fps=fps, min_frames=args.min_frames,
+                           gap_frames=args.gap_frames, names=[v.name for v in ds.test])
         print(ev.table())
         result["events"] = ev.as_dict()
     elif args.fps is not None:
         print("(no threshold: give --threshold or --run for the event figures)")
-    if args.boxes:
-        from vigil.evaluate import boxes_rbdc
-
-        result["rbdc"] = boxes_rbdc(args.boxes, args.data, alpha=args.alpha)
+    if rbdc is not None:
+        result["rbdc"] = rbdc
         result["rbdc_alpha"] = args.alpha
         print(f"RBDC (regions at IoU >= {args.alpha:g}, 0-1 false positives per frame) {result['rbdc']:.4f}")
     if args.json:

@@ -101,11 +101,13 @@ def run_threshold(run: str | Path) -> float:
     return float(t)
 
 
-def boxes_rbdc(boxes_csv: str | Path, data: str | Path, alpha: float = 0.1) -> float:
+def boxes_rbdc(boxes_csv: str | Path, data: str | Path, alpha: float = 0.1, *,
+               dataset: Dataset | None = None) -> float:
     """RBDC (:mod:`vigil.regions`) of a boxes CSV against the pixel masks of ``data``'s test videos,
-    over all their frames. Boxes with an Id that is no test frame of ``data`` are an error."""
+    over all their frames (``dataset``: ``data`` already loaded). Boxes with an Id that is no test
+    frame of ``data`` are an error."""
     table = read_boxes_csv(boxes_csv)
-    ds = load_dataset(data)
+    ds = dataset if dataset is not None else load_dataset(data)
     boxes, regions, used = [], [], set()
     for v in ds.test:
         mk = v.masks()
@@ -146,9 +148,10 @@ def pixel_auc(maps: list[np.ndarray], masks: list[np.ndarray], size: tuple[int, 
     return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
 
 
-def pixel_auc_from_folder(maps_dir: str | Path, data: str | Path) -> float:
-    """Pixel AUC of maps saved by ``vigil score --maps DIR`` against the dataset's pixel masks."""
-    ds = load_dataset(data)
+def pixel_auc_from_folder(maps_dir: str | Path, data: str | Path, *, dataset: Dataset | None = None) -> float:
+    """Pixel AUC of maps saved by ``vigil score --maps DIR`` against the dataset's pixel masks
+    (``dataset``: ``data`` already loaded)."""
+    ds = dataset if dataset is not None else load_dataset(data)
     maps, masks = [], []
     for v in ds.test:
         mk = v.masks()
