@@ -12,14 +12,22 @@ group, which that fit never saw:
   laid over it (twice the walkers, each of them normal);
 * ``auc_pooled``: micro AUC, pooled over all the group's clips, plain and crowded, of pseudo-anomalies
   against all their normal frames. Pseudo-anomalies, each a 3-second stretch of each clip, plain and
-  crowded: played 2x and 3x fast (frames skipped: odd motion), and its most salient moving thing
-  turned upside down in place (``flip``: an odd look at an ordinary speed). Pooled, so that a score
-  must mean the same in every clip, as the test's micro AUC demands; ``auc_speed`` and ``auc_flip``
-  are the two kinds alone.
+  crowded: played 2x and 3x fast (frames skipped: odd motion), its most salient moving thing
+  turned upside down in place (``flip``: an odd look at an ordinary speed), and one moving thing of
+  another group clip laid over it at 2x speed (``paste``: one fast object among ordinary walkers, as
+  a cyclist in a crowd). Pooled, so that a score must mean the same in every clip, as the test's
+  micro AUC demands; ``auc_speed``, ``auc_flip`` and ``auc_paste`` are the kinds alone.
 
 The rule, fixed before this script's figures were seen (but after the Ped2 test figures of some of
-the candidates had been: see the README): among candidates whose ``fa_unseen`` and ``fa_crowd``
-stay under 3x the 1% they are set for, the highest ``auc_pooled`` wins. It is printed at the end.
+the candidates had been: see the README): among the object-level candidates (a frame score that does
+not grow with the crowd is a requirement, so the cell version is a reference, not eligible) whose
+``fa_unseen`` and ``fa_crowd`` stay under 3x the 1% they are set for, the highest ``auc_pooled`` wins.
+It is printed at the end.
+
+Two rounds (2026-12-01): the first (``--first-round``; ``results_select_hybrid.json``) had no
+``paste`` and every candidate reached a pooled AUC of 0.99 or more, too close to choose on; the
+``paste`` kind and the ``perspective`` and ``track_frames`` candidates were added for the second (the default candidates;
+``results_select_hybrid_paste.json``) before any of its figures were seen.
 """
 
 from __future__ import annotations
@@ -34,16 +42,29 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, save_json  # noqa: E402
 
+_PLAIN = dict(perspective=False, track_frames=0.0)
 CANDIDATES = {
-    "motion / objects": dict(evidence=("motion",)),
-    "motion+dynamics / objects": dict(evidence=("motion", "dynamics")),
-    "motion+appearance / objects": dict(evidence=("motion", "appearance")),
-    "motion+dynamics+appearance / objects": dict(evidence=("motion", "dynamics", "appearance")),
-    "motion+location / objects": dict(evidence=("motion", "location")),
-    "motion / objects / holdout": dict(evidence=("motion",), calibration="holdout"),
-    "motion / cells": dict(evidence=("motion",), pooling="cells"),
-    "motion+location / cells / holdout (before issue 13)": dict(evidence=("motion", "location"), pooling="cells",
-                                                                calibration="holdout"),
+    "motion / objects": dict(_PLAIN, evidence=("motion",)),
+    "motion / objects / perspective": dict(_PLAIN, evidence=("motion",), perspective=True),
+    "motion / objects / track 5": dict(_PLAIN, evidence=("motion",), track_frames=5.0),
+    "motion / objects / track 10": dict(_PLAIN, evidence=("motion",), track_frames=10.0),
+    "motion / objects / perspective / track 5": dict(_PLAIN, evidence=("motion",), perspective=True, track_frames=5.0),
+    "motion+dynamics / objects": dict(_PLAIN, evidence=("motion", "dynamics")),
+    "motion+dynamics / objects / track 5": dict(_PLAIN, evidence=("motion", "dynamics"), track_frames=5.0),
+    "motion+location / objects": dict(_PLAIN, evidence=("motion", "location")),
+    "motion / cells (reference; not eligible)": dict(_PLAIN, evidence=("motion",), pooling="cells"),
+}
+#: the first round's candidates (2026-12-01, before the paste pseudo-anomaly; ``--first-round``)
+FIRST_ROUND = {
+    "motion / objects": dict(_PLAIN, evidence=("motion",)),
+    "motion+dynamics / objects": dict(_PLAIN, evidence=("motion", "dynamics")),
+    "motion+appearance / objects": dict(_PLAIN, evidence=("motion", "appearance")),
+    "motion+dynamics+appearance / objects": dict(_PLAIN, evidence=("motion", "dynamics", "appearance")),
+    "motion+location / objects": dict(_PLAIN, evidence=("motion", "location")),
+    "motion / objects / holdout": dict(_PLAIN, evidence=("motion",), calibration="holdout"),
+    "motion / cells": dict(_PLAIN, evidence=("motion",), pooling="cells"),
+    "motion+location / cells / holdout (before issue 13)": dict(_PLAIN, evidence=("motion", "location"),
+                                                                pooling="cells", calibration="holdout"),
 }
 LIMIT = 0.03
 
@@ -86,6 +107,37 @@ def flip_mover(v: np.ndarray, start: int, length: int, thr: float = 25.0) -> tup
     return out, lab
 
 
+def fast_paste(a: np.ndarray, b: np.ndarray, start: int, length: int, rng, skip: int = 2,
+               thr: float = 25.0, min_area: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """For ``length`` frames from ``start``, one moving thing of clip ``b`` (a blob far from ``b``'s median
+    frame, dilated, at least ``min_area`` pixels, first the one of median size, then followed from
+    frame to frame as the blob nearest the last one), played ``skip`` x as fast, laid over clip ``a``: an ordinary object at an odd speed among
+    ordinary walkers, as a cyclist in a crowd is."""
+    import cv2
+
+    bg = np.median(b, axis=0)
+    out, lab = a.copy(), np.zeros(len(a), int)
+    src0 = int(rng.integers(0, max(1, len(b) - length * skip)))
+    last = None
+    for i in range(length):
+        t, src = start + i, src0 + i * skip
+        if t >= len(a) or src >= len(b):
+            break
+        fg = (np.abs(b[src].astype(np.float32) - bg).max(-1) > thr).astype(np.uint8)
+        n, labels, stats, cents = cv2.connectedComponentsWithStats(cv2.dilate(fg, np.ones((5, 5), np.uint8)))
+        big = [r for r in range(1, n) if stats[r, 4] >= min_area]
+        if not big:
+            continue
+        typical = np.median(stats[big, 4])                     # one walker, not a group of them
+        pick = (min(big, key=lambda r: abs(stats[r, 4] - typical)) if last is None
+                else min(big, key=lambda r: float(np.hypot(*(cents[r] - last)))))
+        last = cents[pick]
+        m = labels == pick
+        out[t][m] = b[src][m]
+        lab[t] = 1
+    return out, lab
+
+
 def judge(det, group: list[np.ndarray], rng) -> dict:
     from sklearn.metrics import roc_auc_score
 
@@ -93,7 +145,7 @@ def judge(det, group: list[np.ndarray], rng) -> dict:
     plain = [det.score(v) for v in group]
     dense = [det.score(v) for v in crowds]
     neg = np.concatenate(plain + dense)
-    speed, flip, length = [], [], 30
+    speed, flip, paste, length = [], [], [], 30
     for v in group + crowds:
         for skip in (2, 3):
             start = int(rng.integers(0, max(1, len(v) - length * skip)))
@@ -101,12 +153,17 @@ def judge(det, group: list[np.ndarray], rng) -> dict:
             speed.append(det.score(pv)[lab == 1])
         pv, lab = flip_mover(v, int(rng.integers(0, max(1, len(v) - length))), length)
         flip.append(det.score(pv)[lab == 1])
+    for i, v in enumerate(group + crowds):
+        other = group[(i + 1) % len(group)]
+        pv, lab = fast_paste(v, other, int(rng.integers(0, max(1, len(v) - length))), length, rng)
+        paste.append(det.score(pv)[lab == 1])
     auc = lambda pos: float(roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos]))  # noqa: E731
-    speed, flip = np.concatenate(speed), np.concatenate(flip)
+    speed, flip, paste = np.concatenate(speed), np.concatenate(flip), np.concatenate(paste)
     return {"fa_unseen": float((np.concatenate(plain) > det.threshold_).mean()),
             "fa_crowd": float((np.concatenate(dense) > det.threshold_).mean()),
-            "auc_pooled": auc(np.r_[speed, flip]), "auc_speed": auc(speed), "auc_flip": auc(flip),
-            "normal_frames": int(len(neg)), "pseudo_anomalous_frames": int(len(speed) + len(flip))}
+            "auc_pooled": auc(np.r_[speed, flip, paste]), "auc_speed": auc(speed), "auc_flip": auc(flip),
+            "auc_paste": auc(paste), "normal_frames": int(len(neg)),
+            "pseudo_anomalous_frames": int(len(speed) + len(flip) + len(paste))}
 
 
 def main() -> None:
@@ -115,6 +172,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json")
+    ap.add_argument("--first-round", action="store_true", help="the first round's candidates")
     args = ap.parse_args()
 
     from vigil.data import load_dataset
@@ -126,20 +184,21 @@ def main() -> None:
     groups = [list(range(i, len(train), args.folds)) for i in range(args.folds)]   # interleaved
     print(f"{len(train)} training videos, {args.folds} folds: {groups}; machine {machine_info()}", flush=True)
     results = {}
-    for name, over in CANDIDATES.items():
+    for name, over in (FIRST_ROUND if args.first_round else CANDIDATES).items():
         t0, rows = time.perf_counter(), []
         for g in groups:
             det = Hybrid(seed=args.seed, **over).fit([train[i] for i in range(len(train)) if i not in g])
             rows.append(judge(det, [train[i] for i in g], np.random.default_rng(1234)))
         res = {k: float(np.mean([r[k] for r in rows]))
-               for k in ("fa_unseen", "fa_crowd", "auc_pooled", "auc_speed", "auc_flip")}
+               for k in ("fa_unseen", "fa_crowd", "auc_pooled", "auc_speed", "auc_flip", "auc_paste")}
         res["auc_pooled_per_fold"] = [r["auc_pooled"] for r in rows]
         res["seconds"] = time.perf_counter() - t0
         results[name] = res
         print(f"{name:<44} fa_unseen {100 * res['fa_unseen']:5.1f}%  fa_crowd {100 * res['fa_crowd']:5.1f}%  "
-              f"auc_pooled {res['auc_pooled']:.4f} (speed {res['auc_speed']:.3f}, flip {res['auc_flip']:.3f}; folds {' '.join(f'{a:.3f}' for a in res['auc_pooled_per_fold'])})"
+              f"auc_pooled {res['auc_pooled']:.4f} (speed {res['auc_speed']:.3f}, flip {res['auc_flip']:.3f}, paste {res['auc_paste']:.3f}; folds {' '.join(f'{a:.3f}' for a in res['auc_pooled_per_fold'])})"
               f"  {res['seconds']:.0f} s", flush=True)
-    ok = {n: r for n, r in results.items() if r["fa_unseen"] <= LIMIT and r["fa_crowd"] <= LIMIT}
+    ok = {n: r for n, r in results.items()
+          if r["fa_unseen"] <= LIMIT and r["fa_crowd"] <= LIMIT and "not eligible" not in n}
     pick = max(ok, key=lambda n: ok[n]["auc_pooled"]) if ok else None
     print(f"\nrule: false alarms <= {100 * LIMIT:.0f}% on unseen and crowded normal clips, then the highest "
           f"pooled pseudo-anomaly AUC -> {pick or 'no candidate passes'}")

@@ -57,9 +57,13 @@ def test_maps_are_at_frame_resolution_and_point_at_the_runner(fitted, synthetic)
     assert auc(masks[t].ravel(), maps[t].ravel()) > 0.8
 
 
-def test_stream_matches_batch_before_smoothing(fitted, synthetic):
-    """The live scorer keeps a few frames of state and gives the batch scores, unsmoothed."""
+@pytest.mark.parametrize("tracked", [False, True])
+def test_stream_matches_batch_before_smoothing(fitted, synthetic, tracked):
+    """The live scorer keeps a few frames of state and gives the batch scores, unsmoothed; also with
+    regions tracked and speeds against the row's (whose state is the last frame's regions)."""
     frames = synthetic.test[0].frames()
+    if tracked:
+        fitted = Hybrid(track_frames=5.0, perspective=True).fit(synthetic.train)
     unsmoothed = Hybrid(dataclasses.replace(fitted.config, smooth_sigma=0.0))
     unsmoothed.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_")})
     batch = unsmoothed.score(frames)

@@ -73,3 +73,38 @@ def test_a_slow_object_of_another_shape_is_seen_by_appearance_only():
     lab = np.array([b is not None for b in truth])
     seen = Hybrid(bank_size=5000, evidence=("motion", "appearance")).fit(_train())
     assert roc_auc_score(lab, seen.score(gray)) > 0.9
+
+
+def test_perspective_learns_how_normal_speed_grows_down_the_frame():
+    """Walkers lower in the frame (nearer) move up to twice as fast in pixels: the fitted line of normal
+    region speed per row rises down the frame; where speed does not depend on the row, it stays flat."""
+    rng = np.random.default_rng(3)
+    deep = Hybrid(bank_size=2000, perspective=True).fit([scene(rng, 5, perspective=True)[0] for _ in range(6)])
+    flat = Hybrid(bank_size=2000, perspective=True).fit([scene(rng, 5)[0] for _ in range(6)])
+    rows = slice(5, 13)                                      # where the walkers' regions are centred
+    assert deep.row_scale_[12] > 1.25 * deep.row_scale_[5], deep.row_scale_
+    assert abs(np.log(flat.row_scale_[12] / flat.row_scale_[5])) < abs(np.log(deep.row_scale_[12] / deep.row_scale_[5])) / 2
+    assert np.all(np.diff(deep.row_scale_[rows]) >= 0)
+    off = Hybrid(bank_size=2000).fit([scene(rng, 5, perspective=True)[0] for _ in range(3)])
+    assert np.all(off.row_scale_ == 1)
+
+
+def test_tracking_averages_a_region_along_its_track():
+    """A region sharing cells with one of the frame before continues its track (exponential average);
+    one sharing none starts at its own score; a merge continues the most unusual of the tracks."""
+    from vigil.models.hybrid.detector import Regions
+
+    det = Hybrid(track_frames=4.0)
+
+    def regions(cells_of: list[list[int]], scores: list[float]) -> Regions:
+        labels = np.zeros((4, 6), np.int32)
+        for r, cells in enumerate(cells_of):
+            labels.flat[cells] = r + 1
+        return Regions(np.array(scores, np.float64)[:, None], np.zeros((len(scores), 4), np.float32), labels)
+
+    before = regions([[0, 1], [4, 5], [20]], [8.0, 0.0, 3.0])
+    now = det._track(before, regions([[1, 2], [5, 10, 11, 9], [14]], [0.0, 4.0, 1.0]))
+    np.testing.assert_allclose(now.scores[:, 0], [6.0, 1.0, 1.0])      # 0.25 x + 0.75 s; new: own score
+    merged = det._track(before, regions([[1, 2, 3, 4]], [0.0]))
+    np.testing.assert_allclose(merged.scores[:, 0], [6.0])              # max(8, 0) carried
+    assert Hybrid()._track(before, now) is now                          # track_frames 0: unchanged

@@ -89,11 +89,17 @@ class HybridConfig:
     holdout: float = 0.2          # fraction of training videos held out for calibration
     evidence: tuple = ("motion",)  # what is fused; the benchmark's ablation covers all four (see README)
     neighbourhood: int = 3        # cells averaged (3x3) before the max: a walker spans ~2x4 cells
+    # motion measured against the normal speed at the cell's row (see Hybrid._fit_perspective): far
+    # objects of a ground-plane camera are small and slow in pixels, near ones big and fast
+    perspective: bool = False
     # "objects": a frame scores its most unusual moving region, as a tail probability among held-out
     # normal regions, corrected for how many regions the frame holds; "cells": the largest
     # neighbourhood score (the version before issue 13; its score rises with the crowd)
     pooling: str = "objects"
     calibration: str = "crossfit"  # or "holdout": see Hybrid._calibration_groups
+    # a region's score is averaged along its track (regions of consecutive frames that share cells),
+    # exponentially with this time constant in frames; 0: each frame's region alone (see _track)
+    track_frames: float = 0.0
     tail: float = 0.05            # exponential tail beyond the 95th percentile of held-out region scores
     box_p: float = 0.1            # boxes returned: regions rarer than 1 in 10 held-out normal regions
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
@@ -138,11 +144,12 @@ class Hybrid(Detector):
     ranges = {"max_width": (16, None), "cell": (1, None), "flow_scale": (0, 4), "history": (1, None),
               "tau_factor": (0.0, None), "k": (1, None), "bank_size": (1, None), "shrinkage": (0.0, None),
               "holdout": (0.0, 1.0), "neighbourhood": (1, None), "smooth_sigma": (0.0, None),
-              "false_alarm_rate": (0.0, 1.0), "seed": (0, None), "tail": (1e-3, 0.5), "box_p": (0.0, 1.0)}
+              "false_alarm_rate": (0.0, 1.0), "seed": (0, None), "tail": (1e-3, 0.5), "box_p": (0.0, 1.0),
+              "track_frames": (0.0, None)}
     #: the cell version's map is on the frame score's scale (its boxes are cut at threshold_)
     maps_on_score_scale = True
     #: run folders saved before these settings existed were fitted with the cell version
-    legacy_settings = {"pooling": "cells", "calibration": "holdout"}
+    legacy_settings = {"pooling": "cells", "calibration": "holdout", "perspective": False, "track_frames": 0.0}
 
     # --- fitting ------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -182,6 +189,7 @@ class Hybrid(Detector):
         # Most cells of a fixed camera are static, so the median window speed is the flow noise; for
         # 2-D Gaussian noise (Rayleigh speed) 3x the median is exceeded by ~0.2% of static cells.
         self.tau_ = float(max(cfg.tau_factor * np.median(speeds), 1e-3))
+        self.row_scale_ = self._fit_perspective(flows)
         # Pass 2, descriptors; then normality (kNN banks, location model) and its calibration on
         # normal videos that the normality being calibrated never saw.
         cells = training.map_sharded(lambda i: self._describe(grays[i], flows[i]), len(grays))
@@ -212,6 +220,38 @@ class Hybrid(Detector):
         held_scores = np.concatenate([self._frame_scores(cells[i], zs, regions[i])[0] for i, zs in per_video.items()])
         self.threshold_ = scoring.threshold(held_scores, cfg.false_alarm_rate)
 
+    def _fit_perspective(self, flows: list[np.ndarray | None]) -> np.ndarray:
+        """``(Gh,)`` the normal speed of a moving object centred at each row of cells, relative to the
+        whole scene's (1 everywhere when ``perspective`` is off).
+
+        A fixed camera looking down at a ground plane sees an object's size and speed in pixels grow
+        linearly with its distance below the horizon in the image. So the training footage's moving
+        regions (8-connected active cells, at least two) give, per row of their centre, their median
+        speed; a line is fitted through those (least squares, each row weighted by the square root of
+        its number of regions; rows with fewer than 20 left out) and clipped to [1/4, 4] x the median
+        region speed. A line needs objects at two heights of the frame only, where a model per cell
+        needs footage at every cell. Where the camera is not like that the line is flat, and nothing
+        changes."""
+        gh = self.size_[1] // self.config.cell
+        ones = np.ones(gh, np.float32)
+        if not self.config.perspective:
+            return ones
+        rows, speeds = [], []
+        for f in flows:
+            for s in ([] if f is None else window_speeds(f, self.config.history)):    # (Gh, Gw) each
+                centre, speed = _region_stats(s > self.tau_, s)
+                rows.append(centre)
+                speeds.append(speed)
+        rows, speeds = (np.concatenate(x) if x else np.zeros(0) for x in (rows, speeds))
+        counts = np.bincount(rows.astype(np.int64), minlength=gh).astype(np.float64)
+        ok = np.flatnonzero(counts >= 20)
+        if len(ok) < 2:
+            return ones
+        med = np.array([np.median(speeds[rows == r]) for r in ok])
+        b, a = np.polyfit(ok, med, 1, w=np.sqrt(counts[ok]))
+        overall = float(np.median(speeds))
+        return (np.clip(a + b * np.arange(gh), overall / 4, overall * 4) / overall).astype(np.float32)
+
     def _calibration_groups(self, n_videos: int) -> list[set[int]]:
         """Which training videos each calibration pass scores with a normality fitted without them.
 
@@ -234,7 +274,7 @@ class Hybrid(Detector):
         if len(fit_cells.idx) < cfg.k:
             raise VigilError(f"hybrid: only {len(fit_cells.idx)} moving cells in the training videos "
                              f"(threshold {self.tau_:.3f} px/frame); the training footage shows no motion")
-        self.banks_ = {e: KnnBank.fit(getattr(fit_cells, _BANKS[e]), cfg.k, cfg.bank_size, rng)
+        self.banks_ = {e: KnnBank.fit(self._descriptor(fit_cells, e), cfg.k, cfg.bank_size, rng)
                        for e in cfg.evidence if e in _BANKS}
         n_cells = (self.size_[0] // cfg.cell) * (self.size_[1] // cfg.cell)
         # the ridge is the flow-noise variance: tau_ is ~3.5 noise standard deviations (see above)
@@ -259,9 +299,21 @@ class Hybrid(Detector):
 
     # --- scoring ------------------------------------------------------------------------------
     # Per frame, ``z`` is the ``(N, E)`` calibrated evidence of its active cells (``Cells.idx`` order).
+    def _descriptor(self, cells: Cells, evidence: str) -> np.ndarray:
+        """The descriptor a kNN evidence compares, with speeds divided by the normal speed of an object
+        centred at the row of the cell's region's centre (``row_scale_``) and the region size by its
+        square, so that a far walker and a near one are alike and a cyclist twice as fast is not."""
+        x = getattr(cells, _BANKS[evidence])
+        if evidence == "appearance" or not self.config.perspective or len(cells.idx) == 0:
+            return x
+        s = self.row_scale_[cells.centre][:, None]
+        if evidence == "motion":
+            return (x / s).astype(np.float32)
+        return np.column_stack([x[:, :2] / s, x[:, 2:] - 2 * np.log(s)]).astype(np.float32)
+
     def _evidence(self, cells: Cells, calibrate: bool = True) -> np.ndarray:
         """``(N, E)`` evidence per active cell, in the order of ``config.evidence``."""
-        raw = np.stack([self.banks_[e].score(getattr(cells, _BANKS[e])) if e in _BANKS
+        raw = np.stack([self.banks_[e].score(self._descriptor(cells, e)) if e in _BANKS
                         else self.location_.score(cells.idx, cells.velocity) for e in self.config.evidence], 1)
         return (raw - self.calib_[0]) / self.calib_[1] if calibrate else raw
 
@@ -288,11 +340,35 @@ class Hybrid(Detector):
         """The score of a frame where nothing moves (as ordinary as footage gets)."""
         return 0.0 if self.config.pooling == "objects" else self.floor_
 
-    def _regions_of(self, cells: list[Cells | None], per_cell: list[np.ndarray]) -> list["Regions | None"]:
-        """Each frame's :meth:`_regions` (all None for the cell version, which has none)."""
+    def _regions_of(self, cells: list[Cells | None], per_cell: list[np.ndarray],
+                    before: "Regions | None" = None) -> list["Regions | None"]:
+        """Each frame's :meth:`_regions`, consecutive frames' regions tracked (:meth:`_track`; ``before``:
+        the regions of the frame before the first, for the live stream); all None for the cell version,
+        which has none."""
         if self.config.pooling == "cells":
             return [None] * len(cells)
-        return [self._regions(c, z) for c, z in zip(cells, per_cell)]
+        out = []
+        for c, z in zip(cells, per_cell):
+            before = self._track(before, self._regions(c, z))
+            out.append(before)
+        return out
+
+    def _track(self, before: "Regions | None", now: "Regions | None") -> "Regions | None":
+        """``now`` with each region's scores averaged along its track: a region that shares cells with
+        regions of the frame before continues the most unusual of their tracks (per evidence), ``s <- a x
+        + (1 - a) s`` with ``a = 1 / track_frames``; a region sharing none starts a track at its own
+        score. An object that stays unusual for a second is rarer than one unusual in one frame, while
+        normal walkers, each unusual now and then, average out; merging and splitting walkers keep the
+        most unusual history. Unchanged when ``track_frames`` is below 1."""
+        if now is None or before is None or self.config.track_frames < 1:
+            return now
+        a = 1.0 / self.config.track_frames
+        cur, prev = now.labels.ravel(), before.labels.ravel()
+        both = (cur > 0) & (prev > 0)
+        carried = np.full(now.scores.shape, -np.inf)
+        np.maximum.at(carried, cur[both] - 1, before.scores[prev[both] - 1])
+        scores = np.where(np.isfinite(carried), a * now.scores + (1 - a) * carried, now.scores)
+        return now._replace(scores=scores)
 
     def _regions(self, cells: Cells | None, z: np.ndarray) -> "Regions | None":
         """The frame's moving regions (8-connected active cells), None when nothing moves: ``scores``
@@ -393,7 +469,7 @@ class Hybrid(Detector):
 
     # --- save / load --------------------------------------------------------------------------
     def _state_arrays(self) -> dict[str, np.ndarray]:
-        out = {"calib": self.calib_, "loc_mean": self.location_.mean, "loc_icov": self.location_.icov,
+        out = {"calib": self.calib_, "row_scale": self.row_scale_, "loc_mean": self.location_.mean, "loc_icov": self.location_.icov,
                "loc_logdet": self.location_.logdet}
         for key, bank in self.banks_.items():
             out.update({f"{key}_bank": bank.bank, f"{key}_mean": bank.mean, f"{key}_scale": bank.scale})
@@ -425,6 +501,14 @@ class Hybrid(Detector):
                 raise ValueError(f"{key} has shape {got}, these settings need {shape} (cell {self.config.cell}, "
                                  f"working size {self.size_[0]}x{self.size_[1]})")
         self.location_ = _LocationModel(arrays["loc_mean"], arrays["loc_icov"], arrays["loc_logdet"])
+        gh = self.size_[1] // self.config.cell
+        self.row_scale_ = np.ones(gh, np.float32)
+        if self.config.perspective:
+            if "row_scale" not in arrays:
+                raise ValueError("no row_scale: the run was saved before the perspective setting (perspective false)")
+            self.row_scale_ = arrays["row_scale"]
+            if self.row_scale_.shape != (gh,):
+                raise ValueError(f"row_scale has shape {self.row_scale_.shape}, these settings need ({gh},)")
         self.banks_ = {k: KnnBank(arrays[f"{k}_bank"], arrays[f"{k}_mean"], arrays[f"{k}_scale"], self.config.k)
                        for k in self.config.evidence if k in _BANKS}
         self.regions_ = None
@@ -450,10 +534,11 @@ class HybridStream:
     """
 
     def __init__(self, det: Hybrid):
-        self.det, self.cells = det, det._stream()
+        self.det, self.cells, self.regions = det, det._stream(), None
 
     def reset(self) -> None:
         self.cells.reset()
+        self.regions = None
 
     def update(self, small: np.ndarray, frame_size: tuple[int, int]) -> tuple[float, np.ndarray]:
         h, w = frame_size
@@ -461,7 +546,7 @@ class HybridStream:
         if cells is None:
             return self.det.rest_, np.full((h, w), self.det.rest_, np.float32)
         z = self.det._evidence(cells) if len(cells.idx) else np.zeros((0, len(self.det.config.evidence)))
-        regions = self.det._regions_of([cells], [z])[0]
+        regions = self.regions = self.det._regions_of([cells], [z], self.regions)[0]
         return self.det._frame_value(cells, z, regions), self.det._map(cells, z, regions, (w, h))
 
 
@@ -541,6 +626,15 @@ class RegionTails:
         if lp < -18:                                   # p^2 negligible: 1 - (1 - p)^n = n p
             return -np.log(n) - lp
         return float(-np.log(-np.expm1(n * np.log1p(-np.exp(lp)))))
+
+
+def _region_stats(active: np.ndarray, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per region of at least two cells of ``active`` ``(Gh, Gw)``: the row of its centre and the median
+    ``speed`` of its cells."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(active.astype(np.uint8), connectivity=8)
+    keep = [r for r in range(1, n) if stats[r, 4] >= 2]
+    return (np.array([stats[r, 1] + (stats[r, 3] - 1) // 2 for r in keep], np.float64),
+            np.array([np.median(speed[labels == r]) for r in keep], np.float64))
 
 
 def _concat(cells: list[Cells]) -> Cells:

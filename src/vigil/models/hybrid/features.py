@@ -46,6 +46,7 @@ class Cells(NamedTuple):
     velocity: np.ndarray     # (N, 2) float32
     dynamics: np.ndarray     # (N, 3) float32
     appearance: np.ndarray   # (N, APPEARANCE_WIDTH) float32, or (N, 0) when not asked for
+    centre: np.ndarray       # (N,) int64 the row of the centre of the cell's 8-connected active region
 
 
 def working_size(width: int, height: int, max_width: int, cell: int) -> tuple[int, int]:
@@ -119,13 +120,14 @@ class CellStream:
         if idx.size == 0:
             return empty_cells(self.appearance)
         change = np.linalg.norm(self.flows[-1] - self.flows[0], axis=-1) / max(1, len(self.flows) - 1)
-        n, labels = cv2.connectedComponents(active.astype(np.uint8), connectivity=8)
-        area = np.bincount(labels.ravel(), minlength=n).astype(np.float32)
-        log_area = np.log(area[labels.ravel()[idx]])
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(active.astype(np.uint8), connectivity=8)
+        lab = labels.ravel()[idx]
+        log_area = np.log(stats[lab, 4].astype(np.float32))
+        centre = (stats[lab, 1] + (stats[lab, 3] - 1) // 2).astype(np.int64)
         dynamics = np.column_stack([speed.ravel()[idx], change.ravel()[idx], log_area]).astype(np.float32)
         vel = v.reshape(-1, 2)[idx].astype(np.float32)
         if not self.appearance:
-            return Cells(idx, vel, dynamics, np.zeros((idx.size, 0), np.float32))
+            return Cells(idx, vel, dynamics, np.zeros((idx.size, 0), np.float32), centre)
         hist = orientation_histograms(gray, self.c)
         # 2x2-cell neighbourhood (the cell and its right/lower neighbours): a person is ~2 cells wide
         p = np.pad(hist, ((0, 1), (0, 1), (0, 0)), mode="edge")
@@ -133,7 +135,7 @@ class CellStream:
         energy = hist.sum(axis=1, keepdims=True)
         appearance = np.column_stack([hist / np.maximum(np.linalg.norm(hist, axis=1, keepdims=True), 1e-6),
                                       np.log1p(energy)])
-        return Cells(idx, vel, dynamics, appearance.astype(np.float32))
+        return Cells(idx, vel, dynamics, appearance.astype(np.float32), centre)
 
 
 def _cell_flow(dis, prev: np.ndarray, gray: np.ndarray, c: int) -> np.ndarray:
@@ -178,7 +180,8 @@ def cell_flows(gray: np.ndarray, cell: int, preset: str = "fast", finest_scale: 
 
 def empty_cells(appearance: bool = True) -> Cells:
     z = np.zeros((0,), np.float32)
-    return Cells(np.zeros(0, np.int64), z.reshape(0, 2), z.reshape(0, 3), z.reshape(0, APPEARANCE_WIDTH if appearance else 0))
+    return Cells(np.zeros(0, np.int64), z.reshape(0, 2), z.reshape(0, 3), z.reshape(0, APPEARANCE_WIDTH if appearance else 0),
+                 np.zeros(0, np.int64))
 
 
 def window_speeds(cfs: np.ndarray, history: int) -> np.ndarray:
