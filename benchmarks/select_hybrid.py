@@ -111,8 +111,8 @@ def fast_paste(a: np.ndarray, b: np.ndarray, start: int, length: int, rng, skip:
                thr: float = 25.0, min_area: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """For ``length`` frames from ``start``, one moving thing of clip ``b`` (a blob far from ``b``'s median
     frame, dilated, at least ``min_area`` pixels, first the one of median size, then followed from
-    frame to frame as the blob nearest the last one), played ``skip`` x as fast, laid over clip ``a``: an ordinary object at an odd speed among
-    ordinary walkers, as a cyclist in a crowd is."""
+    frame to frame as the blob nearest the last one), played ``skip`` x as fast, laid over clip ``a``:
+    an ordinary object at an odd speed among ordinary walkers, as a cyclist in a crowd is."""
     import cv2
 
     bg = np.median(b, axis=0)
