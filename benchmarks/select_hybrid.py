@@ -195,7 +195,8 @@ def main() -> None:
         res["seconds"] = time.perf_counter() - t0
         results[name] = res
         print(f"{name:<44} fa_unseen {100 * res['fa_unseen']:5.1f}%  fa_crowd {100 * res['fa_crowd']:5.1f}%  "
-              f"auc_pooled {res['auc_pooled']:.4f} (speed {res['auc_speed']:.3f}, flip {res['auc_flip']:.3f}, paste {res['auc_paste']:.3f}; folds {' '.join(f'{a:.3f}' for a in res['auc_pooled_per_fold'])})"
+              f"auc_pooled {res['auc_pooled']:.4f} (speed {res['auc_speed']:.3f}, flip {res['auc_flip']:.3f}, "
+              f"paste {res['auc_paste']:.3f}; folds {' '.join(f'{a:.3f}' for a in res['auc_pooled_per_fold'])})"
               f"  {res['seconds']:.0f} s", flush=True)
     ok = {n: r for n, r in results.items()
           if r["fa_unseen"] <= LIMIT and r["fa_crowd"] <= LIMIT and "not eligible" not in n}

@@ -470,8 +470,7 @@ class Hybrid(Detector):
     # --- save / load --------------------------------------------------------------------------
     def _state_arrays(self) -> dict[str, np.ndarray]:
         out = {"calib": self.calib_, "row_scale": self.row_scale_, "loc_mean": self.location_.mean,
-               "loc_icov": self.location_.icov,
-               "loc_logdet": self.location_.logdet}
+               "loc_icov": self.location_.icov, "loc_logdet": self.location_.logdet}
         for key, bank in self.banks_.items():
             out.update({f"{key}_bank": bank.bank, f"{key}_mean": bank.mean, f"{key}_scale": bank.scale})
         if self.regions_ is not None:
