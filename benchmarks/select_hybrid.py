@@ -24,15 +24,18 @@ not grow with the crowd is a requirement, so the cell version is a reference, no
 ``fa_unseen`` and ``fa_crowd`` stay under 3x the 1% they are set for, the highest ``auc_pooled`` wins.
 It is printed at the end.
 
-Two rounds (2026-12-01): the first (``--first-round``; ``results_select_hybrid.json``) had no
-``paste`` and every candidate reached a pooled AUC of 0.99 or more, too close to choose on; the
-``paste`` kind and the ``perspective`` and ``track_frames`` candidates were added for the second (the default candidates;
-``results_select_hybrid_paste.json``) before any of its figures were seen.
+Three rounds (2026-12-01): the first (``--round 1``; ``results_select_hybrid.json``) had no ``paste``
+and every candidate reached a pooled AUC of 0.99 or more, too close to choose on; the ``paste`` kind
+and the ``perspective`` and ``track_frames`` candidates were added for the second (``--round 2``, the
+default; ``results_select_hybrid_paste.json``) before any of its figures were seen; the third
+(``--round 3``; ``results_select_hybrid_round3.json``) varies the neighbourhood and the flow window
+around the second's pick, written while the second was running (after its first five rows).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -66,6 +69,17 @@ FIRST_ROUND = {
     "motion+location / cells / holdout (before issue 13)": dict(_PLAIN, evidence=("motion", "location"),
                                                                 pooling="cells", calibration="holdout"),
 }
+#: the third round varies the second round's pick (read from its results file): how far a region's
+#: neighbourhood reaches and how many frames the cell flow is averaged over (a walker's gait swings
+#: its legs' speed within a second; a longer window averages that out, an object's own speed stays)
+THIRD_ROUND = {
+    "neighbourhood 2": dict(neighbourhood=2),
+    "neighbourhood 4": dict(neighbourhood=4),
+    "neighbourhood 5": dict(neighbourhood=5),
+    "history 5": dict(history=5),
+    "history 8": dict(history=8),
+}
+SECOND_RESULTS = Path(__file__).resolve().parent / "results_select_hybrid_paste.json"
 LIMIT = 0.03
 
 
@@ -172,7 +186,8 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json")
-    ap.add_argument("--first-round", action="store_true", help="the first round's candidates")
+    ap.add_argument("--round", type=int, choices=(1, 2, 3), default=2,
+                    help="1: the first candidates; 2 (default): with perspective and tracking; 3: around 2's pick")
     args = ap.parse_args()
 
     from vigil.data import load_dataset
@@ -184,7 +199,13 @@ def main() -> None:
     groups = [list(range(i, len(train), args.folds)) for i in range(args.folds)]   # interleaved
     print(f"{len(train)} training videos, {args.folds} folds: {groups}; machine {machine_info()}", flush=True)
     results = {}
-    for name, over in (FIRST_ROUND if args.first_round else CANDIDATES).items():
+    candidates = {1: FIRST_ROUND, 2: CANDIDATES}.get(args.round)
+    if args.round == 3:
+        base_name = json.loads(SECOND_RESULTS.read_text())["pick"]
+        base = CANDIDATES[base_name]
+        candidates = {f"{base_name} (round 2's pick)": base,
+                      **{f"{base_name} / {k}": dict(base, **v) for k, v in THIRD_ROUND.items()}}
+    for name, over in candidates.items():
         t0, rows = time.perf_counter(), []
         for g in groups:
             det = Hybrid(seed=args.seed, **over).fit([train[i] for i in range(len(train)) if i not in g])
