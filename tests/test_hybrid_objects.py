@@ -108,3 +108,25 @@ def test_tracking_averages_a_region_along_its_track():
     merged = det._track(before, regions([[1, 2, 3, 4]], [0.0]))
     np.testing.assert_allclose(merged.scores[:, 0], [6.0])              # max(8, 0) carried
     assert Hybrid()._track(before, now) is now                          # track_frames 0: unchanged
+
+
+def test_a_run_saved_before_perspective_and_tracking_loads_without_them(tmp_path):
+    """Object-level runs saved before ``perspective`` and ``track_frames`` existed have neither key in
+    their config: they load with both off, as they were fitted, and score as before."""
+    import json
+
+    from vigil import load
+
+    train = _train(4, seed=5)
+    det = Hybrid(bank_size=2000, perspective=False, track_frames=0.0).fit(train)
+    run = det.save(tmp_path / "run")
+    cfg_file = run / "config.json"
+    saved = json.loads(cfg_file.read_text())
+    for key in ("perspective", "track_frames"):
+        del saved["config"][key]
+    cfg_file.write_text(json.dumps(saved))
+    old = load(run)
+    assert old.config.perspective is False and old.config.track_frames == 0.0
+    assert old.config.pooling == "objects"
+    video = scene(np.random.default_rng(6), 3)[0]
+    np.testing.assert_allclose(old.score(video), det.score(video), rtol=1e-6)
