@@ -130,3 +130,28 @@ def test_a_run_saved_before_perspective_and_tracking_loads_without_them(tmp_path
     assert old.config.pooling == "objects"
     video = scene(np.random.default_rng(6), 3)[0]
     np.testing.assert_allclose(old.score(video), det.score(video), rtol=1e-6)
+
+
+def test_regions_split_where_neighbours_move_in_opposite_directions():
+    """``moving_regions`` with velocities: the same regions as OpenCV's 8-connected components when
+    everything moves one way; a group whose halves move in opposite directions becomes two regions."""
+    import cv2
+
+    from vigil.models.hybrid.features import moving_regions
+
+    rng = np.random.default_rng(0)
+    active = rng.random((20, 30)) < 0.3
+    n_cv, lab_cv, stats_cv, _ = cv2.connectedComponentsWithStats(active.astype(np.uint8), connectivity=8)
+    n, lab, stats = moving_regions(active, np.ones((20, 30, 2)))
+    assert n == n_cv
+    pairs = set(zip(lab_cv.ravel(), lab.ravel()))
+    assert len(pairs) == n                                   # one label of ours for each of OpenCV's
+    assert all((stats_cv[a] == stats[b]).all() for a, b in pairs if a)
+    group = np.zeros((4, 6), bool)
+    group[1:3, 1:5] = True
+    v = np.zeros((4, 6, 2))
+    v[1:3, 1:3], v[1:3, 3:5] = (1, 0), (-1, 0)               # left half walks right, right half left
+    n, lab, stats = moving_regions(group, v)
+    assert n == 3 and set(lab[1:3, 1:3].ravel()) != set(lab[1:3, 3:5].ravel())
+    np.testing.assert_array_equal(stats[1:, :4], [[1, 1, 2, 2], [3, 1, 2, 2]])
+    assert moving_regions(group)[0] == 2                     # without velocities: one region

@@ -62,8 +62,8 @@ from scipy.ndimage import gaussian_filter1d
 from vigil import scoring, training
 from vigil.detector import Detector, Input
 from vigil.errors import VigilError
-from vigil.models.hybrid.features import (APPEARANCE_WIDTH, Cells, CellStream, PRESETS, cell_flows, empty_cells, working_size,
-                                          window_speeds)
+from vigil.models.hybrid.features import (APPEARANCE_WIDTH, Cells, CellStream, PRESETS, cell_flows, empty_cells,
+                                          moving_regions, window_speeds, working_size)
 from vigil.models.knn import KnnBank
 from vigil.registry import register
 
@@ -100,6 +100,8 @@ class HybridConfig:
     # a region's score is averaged along its track (regions of consecutive frames that share cells),
     # exponentially with this time constant in frames; 0: each frame's region alone (see _track)
     track_frames: float = 0.0
+    # neighbouring cells moving in opposite directions are not one region (walkers passing each other)
+    split: bool = False
     tail: float = 0.05            # exponential tail beyond the 95th percentile of held-out region scores
     box_p: float = 0.1            # boxes returned: regions rarer than 1 in 10 held-out normal regions
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
@@ -149,7 +151,8 @@ class Hybrid(Detector):
     #: the cell version's map is on the frame score's scale (its boxes are cut at threshold_)
     maps_on_score_scale = True
     #: run folders saved before these settings existed were fitted with the cell version
-    legacy_settings = {"pooling": "cells", "calibration": "holdout", "perspective": False, "track_frames": 0.0}
+    legacy_settings = {"pooling": "cells", "calibration": "holdout", "perspective": False, "track_frames": 0.0,
+                       "split": False}
 
     # --- fitting ------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -295,7 +298,7 @@ class Hybrid(Detector):
     def _stream(self) -> CellStream:
         cfg = self.config
         return CellStream(self.size_, cfg.cell, self.tau_, cfg.history, cfg.flow_preset, cfg.flow_scale,
-                          appearance="appearance" in cfg.evidence)
+                          appearance="appearance" in cfg.evidence, split=cfg.split)
 
     # --- scoring ------------------------------------------------------------------------------
     # Per frame, ``z`` is the ``(N, E)`` calibrated evidence of its active cells (``Cells.idx`` order).
@@ -379,9 +382,14 @@ class Hybrid(Detector):
         if cells is None or len(cells.idx) == 0:
             return None
         gw, gh = self.size_[0] // self.config.cell, self.size_[1] // self.config.cell
-        active = np.zeros(gh * gw, np.uint8)
-        active[cells.idx] = 1
-        n_lab, labels, stats, _ = cv2.connectedComponentsWithStats(active.reshape(gh, gw), connectivity=8)
+        active = np.zeros(gh * gw, bool)
+        active[cells.idx] = True
+        v = None
+        if self.config.split:
+            v = np.zeros((gh * gw, 2), np.float32)
+            v[cells.idx] = cells.velocity
+            v = v.reshape(gh, gw, 2)
+        n_lab, labels, stats = moving_regions(active.reshape(gh, gw), v)
         n = self.config.neighbourhood
         lab = labels.ravel()[cells.idx]                                  # region of each active cell
         best = np.full((n_lab, z.shape[1]), -np.inf)

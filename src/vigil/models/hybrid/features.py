@@ -49,6 +49,50 @@ class Cells(NamedTuple):
     centre: np.ndarray       # (N,) int64 the row of the centre of the cell's 8-connected active region
 
 
+def moving_regions(active: np.ndarray, v: np.ndarray | None = None) -> tuple[int, np.ndarray, np.ndarray]:
+    """The 8-connected regions of ``active`` ``(Gh, Gw)`` bool, as ``cv2.connectedComponentsWithStats``
+    gives them: ``n`` labels (0 = still), the ``(Gh, Gw)`` label grid, ``(n, 5)`` stats x y w h area.
+
+    With the cells' velocities ``v`` ``(Gh, Gw, 2)``, two neighbouring cells moving in opposite
+    directions (negative dot product) are not joined: walkers passing each other are two regions, while
+    one body, whose parts all move forward, stays whole."""
+    if v is None:
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(active.astype(np.uint8), connectivity=8)
+        return n, labels, stats
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    gh, gw = active.shape
+    cell = np.arange(gh * gw).reshape(gh, gw)
+    src, dst = [], []
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        ys, xs = slice(0, gh - dy), slice(max(0, -dx), gw - max(0, dx))
+        yt, xt = slice(dy, gh), slice(max(0, dx), gw - max(0, -dx))
+        ok = active[ys, xs] & active[yt, xt] & ((v[ys, xs] * v[yt, xt]).sum(-1) > 0)
+        src.append(cell[ys, xs][ok])
+        dst.append(cell[yt, xt][ok])
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    graph = coo_matrix((np.ones(len(src), np.int8), (src, dst)), shape=(gh * gw, gh * gw))
+    _, comp = connected_components(graph, directed=False)
+    on = np.flatnonzero(active.ravel())
+    _, first, inverse = np.unique(comp[on], return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))                  # labels in raster order of first cell
+    labels = np.zeros(gh * gw, np.int32)
+    labels[on] = order[inverse] + 1
+    n = len(first) + 1
+    y, x = np.divmod(on, gw)
+    lab = labels[on]
+    x0, y0 = np.full(n, gw), np.full(n, gh)
+    x1, y1 = np.full(n, -1), np.full(n, -1)
+    np.minimum.at(x0, lab, x)
+    np.minimum.at(y0, lab, y)
+    np.maximum.at(x1, lab, x)
+    np.maximum.at(y1, lab, y)
+    stats = np.column_stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1, np.bincount(lab, minlength=n)]).astype(np.int32)
+    stats[0] = (0, 0, gw, gh, gh * gw - len(on))
+    return n, labels.reshape(gh, gw), stats
+
+
 def working_size(width: int, height: int, max_width: int, cell: int) -> tuple[int, int]:
     """``(W, H)`` of the working frame: at most ``max_width`` wide (never upscaled), aspect kept,
     both sides whole multiples of ``cell``."""
@@ -87,9 +131,9 @@ class CellStream:
     """
 
     def __init__(self, size: tuple[int, int], cell: int, tau: float, history: int = 3, preset: str = "fast",
-                 finest_scale: int = 1, appearance: bool = True):
+                 finest_scale: int = 1, appearance: bool = True, split: bool = False):
         self.w, self.h = size
-        self.c, self.tau, self.history, self.appearance = cell, tau, history, appearance
+        self.c, self.tau, self.history, self.appearance, self.split = cell, tau, history, appearance, split
         self.dis = cv2.DISOpticalFlow_create(PRESETS[preset])
         self.dis.setFinestScale(finest_scale)      # 0 = full working resolution, 1 = half, 2 = quarter
         self.gh, self.gw = self.h // cell, self.w // cell
@@ -120,7 +164,7 @@ class CellStream:
         if idx.size == 0:
             return empty_cells(self.appearance)
         change = np.linalg.norm(self.flows[-1] - self.flows[0], axis=-1) / max(1, len(self.flows) - 1)
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(active.astype(np.uint8), connectivity=8)
+        _, labels, stats = moving_regions(active, v if self.split else None)
         lab = labels.ravel()[idx]
         log_area = np.log(stats[lab, 4].astype(np.float32))
         centre = (stats[lab, 1] + (stats[lab, 3] - 1) // 2).astype(np.int64)
