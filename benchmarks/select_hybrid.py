@@ -29,7 +29,9 @@ and every candidate reached a pooled AUC of 0.99 or more, too close to choose on
 and the ``perspective`` and ``track_frames`` candidates were added for the second (``--round 2``, the
 default; ``results_select_hybrid_paste.json``) before any of its figures were seen; the third
 (``--round 3``; ``results_select_hybrid_round3.json``) varies the neighbourhood and the flow window
-around the second's pick, written while the second was running (after its first five rows).
+around the second's pick, written while the second was running (after its first five rows); the
+fourth (``--round 4``; ``results_select_hybrid_round4.json``) tries ``split`` on the third's pick,
+written after the third's first row. Round 1's file predates ``paste``; run again, it would add it.
 """
 
 from __future__ import annotations
@@ -79,7 +81,10 @@ THIRD_ROUND = {
     "history 5": dict(history=5),
     "history 8": dict(history=8),
 }
+#: the fourth round: the third's pick with regions split where neighbours move in opposite directions
+FOURTH_ROUND = {"split": dict(split=True)}
 SECOND_RESULTS = Path(__file__).resolve().parent / "results_select_hybrid_paste.json"
+THIRD_RESULTS = Path(__file__).resolve().parent / "results_select_hybrid_round3.json"
 LIMIT = 0.03
 
 
@@ -186,8 +191,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json")
-    ap.add_argument("--round", type=int, choices=(1, 2, 3), default=2,
-                    help="1: the first candidates; 2 (default): with perspective and tracking; 3: around 2's pick")
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4), default=2,
+                    help="1: the first candidates; 2 (default): with perspective and tracking; 3: around 2's pick; "
+                         "4: 3's pick, split")
     args = ap.parse_args()
 
     from vigil.data import load_dataset
@@ -200,11 +206,16 @@ def main() -> None:
     print(f"{len(train)} training videos, {args.folds} folds: {groups}; machine {machine_info()}", flush=True)
     results = {}
     candidates = {1: FIRST_ROUND, 2: CANDIDATES}.get(args.round)
-    if args.round == 3:
+    if args.round >= 3:
         base_name = json.loads(SECOND_RESULTS.read_text())["pick"]
         base = CANDIDATES[base_name]
-        candidates = {f"{base_name} (round 2's pick)": base,
-                      **{f"{base_name} / {k}": dict(base, **v) for k, v in THIRD_ROUND.items()}}
+        third = {f"{base_name} (round 2's pick)": base,
+                 **{f"{base_name} / {k}": dict(base, **v) for k, v in THIRD_ROUND.items()}}
+        candidates = third
+        if args.round == 4:
+            name = json.loads(THIRD_RESULTS.read_text())["pick"]
+            candidates = {f"{name} (round 3's pick)": third[name],
+                          **{f"{name} / {k}": dict(third[name], **v) for k, v in FOURTH_ROUND.items()}}
     for name, over in candidates.items():
         t0, rows = time.perf_counter(), []
         for g in groups:
