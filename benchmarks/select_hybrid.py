@@ -47,7 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA, save_json  # noqa: E402
 
-_PLAIN = dict(perspective=False, track_frames=0.0)
+_PLAIN = dict(perspective=False, track_frames=0.0, neighbourhood=3, split=False, history=3)  # the round-1 defaults
 CANDIDATES = {
     "motion / objects": dict(_PLAIN, evidence=("motion",)),
     "motion / objects / perspective": dict(_PLAIN, evidence=("motion",), perspective=True),
@@ -83,6 +83,22 @@ THIRD_ROUND = {
 }
 #: the fourth round: the third's pick with regions split where neighbours move in opposite directions
 FOURTH_ROUND = {"split": dict(split=True)}
+#: the fifth round: rounds 2-4's picks failed the package's own tests on a second camera, the synthetic
+#: corridor (vigil.data.synthetic; tests/test_models.py), whose new normal frames their threshold
+#: flagged 9-16% of; so the rule gains ``fa_synthetic`` <= 5% (that test's bound), and these candidates
+#: (the rounds' variations one at a time, back from round 4's pick) are judged with it
+FIFTH_ROUND = {
+    "motion+dynamics / objects / track 5 / neighbourhood 2 / split (round 4's pick)":
+        dict(_PLAIN, evidence=("motion", "dynamics"), track_frames=5.0, neighbourhood=2, split=True),
+    "motion+dynamics / objects / track 5 / split": dict(_PLAIN, evidence=("motion", "dynamics"), track_frames=5.0,
+                                                          neighbourhood=3, split=True),
+    "motion+dynamics / objects / neighbourhood 2 / split": dict(_PLAIN, evidence=("motion", "dynamics"), neighbourhood=2,
+                                                                 split=True),
+    "motion+dynamics / objects / split": dict(_PLAIN, evidence=("motion", "dynamics"), neighbourhood=3, split=True),
+    "motion / objects / split": dict(_PLAIN, evidence=("motion",), neighbourhood=3, split=True),
+    "motion / objects (round 1's default)": dict(_PLAIN, evidence=("motion",), neighbourhood=3, split=False),
+}
+SYNTHETIC_LIMIT = 0.05
 SECOND_RESULTS = Path(__file__).resolve().parent / "results_select_hybrid_paste.json"
 THIRD_RESULTS = Path(__file__).resolve().parent / "results_select_hybrid_round3.json"
 LIMIT = 0.03
@@ -157,6 +173,21 @@ def fast_paste(a: np.ndarray, b: np.ndarray, start: int, length: int, rng, skip:
     return out, lab
 
 
+def synthetic_false_alarms(cls, settings: dict) -> float:
+    """The share of the synthetic corridor's normal test frames (``vigil.data.synthetic``, seed 0: another
+    camera, made by code, never a benchmark) above ``threshold_`` of a fit on its normal training videos."""
+    import tempfile
+
+    from vigil.data import load_dataset
+    from vigil.data.synthetic import generate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = load_dataset(generate(Path(tmp), seed=0))
+        det = cls(progress=False, **settings).fit(ds.train)
+        normal = np.concatenate([det.score(v)[v.labels == 0] for v in ds.test])
+    return float(np.mean(normal > det.threshold_))
+
+
 def judge(det, group: list[np.ndarray], rng) -> dict:
     from sklearn.metrics import roc_auc_score
 
@@ -191,9 +222,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json")
-    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4), default=2,
+    ap.add_argument("--round", type=int, choices=(1, 2, 3, 4, 5), default=2,
                     help="1: the first candidates; 2 (default): with perspective and tracking; 3: around 2's pick; "
-                         "4: 3's pick, split")
+                         "4: 3's pick, split; 5: with a second camera (the synthetic corridor)")
     args = ap.parse_args()
 
     from vigil.data import load_dataset
@@ -205,8 +236,8 @@ def main() -> None:
     groups = [list(range(i, len(train), args.folds)) for i in range(args.folds)]   # interleaved
     print(f"{len(train)} training videos, {args.folds} folds: {groups}; machine {machine_info()}", flush=True)
     results = {}
-    candidates = {1: FIRST_ROUND, 2: CANDIDATES}.get(args.round)
-    if args.round >= 3:
+    candidates = {1: FIRST_ROUND, 2: CANDIDATES, 5: FIFTH_ROUND}.get(args.round)
+    if args.round in (3, 4):
         base_name = json.loads(SECOND_RESULTS.read_text())["pick"]
         base = CANDIDATES[base_name]
         third = {f"{base_name} (round 2's pick)": base,
@@ -224,16 +255,21 @@ def main() -> None:
         res = {k: float(np.mean([r[k] for r in rows]))
                for k in ("fa_unseen", "fa_crowd", "auc_pooled", "auc_speed", "auc_flip", "auc_paste")}
         res["auc_pooled_per_fold"] = [r["auc_pooled"] for r in rows]
+        if args.round == 5:
+            res["fa_synthetic"] = synthetic_false_alarms(Hybrid, dict(seed=args.seed, **over))
         res["seconds"] = time.perf_counter() - t0
         results[name] = res
         print(f"{name:<44} fa_unseen {100 * res['fa_unseen']:5.1f}%  fa_crowd {100 * res['fa_crowd']:5.1f}%  "
               f"auc_pooled {res['auc_pooled']:.4f} (speed {res['auc_speed']:.3f}, flip {res['auc_flip']:.3f}, "
               f"paste {res['auc_paste']:.3f}; folds {' '.join(f'{a:.3f}' for a in res['auc_pooled_per_fold'])})"
-              f"  {res['seconds']:.0f} s", flush=True)
+              + (f"  fa_synthetic {100 * res['fa_synthetic']:.1f}%" if "fa_synthetic" in res else "")
+              + f"  {res['seconds']:.0f} s", flush=True)
     ok = {n: r for n, r in results.items()
-          if r["fa_unseen"] <= LIMIT and r["fa_crowd"] <= LIMIT and "not eligible" not in n}
+          if r["fa_unseen"] <= LIMIT and r["fa_crowd"] <= LIMIT and "not eligible" not in n
+          and r.get("fa_synthetic", 0.0) <= SYNTHETIC_LIMIT}
     pick = max(ok, key=lambda n: ok[n]["auc_pooled"]) if ok else None
-    print(f"\nrule: false alarms <= {100 * LIMIT:.0f}% on unseen and crowded normal clips, then the highest "
+    extra = f" and <= {100 * SYNTHETIC_LIMIT:.0f}% on the synthetic corridor" if args.round == 5 else ""
+    print(f"\nrule: false alarms <= {100 * LIMIT:.0f}% on unseen and crowded normal clips{extra}, then the highest "
           f"pooled pseudo-anomaly AUC -> {pick or 'no candidate passes'}")
     if args.json:
         save_json(args.json, {"results": results, "pick": pick, "machine": machine_info()})

@@ -47,8 +47,13 @@ def test_a_fast_object_is_found_and_boxed(fitted):
         cx, cy = (truth[t][0] + truth[t][2]) / 2, (truth[t][1] + truth[t][3]) / 2
         hits += any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1, _ in boxes[t])
     assert hits >= 0.6 * lab.sum()
-    normal_boxes = sum(len(boxes[t]) for t in np.flatnonzero(~lab))
-    assert normal_boxes <= 0.5 * (~lab).sum()          # boxes are the regions rarer than box_p only
+    # boxes are the regions rarer than box_p (1 in 10) only: on scenes of three normal walkers, a few
+    # tenths of a box per frame, and none as unusual as the fast object's
+    normal = [fitted.score_boxes(scene(np.random.default_rng(50 + i), 3)[0])[1] for i in range(3)]
+    per_frame = [x for video in normal for x in video]
+    assert sum(len(x) for x in per_frame) <= 0.3 * len(per_frame)
+    odd_best = min(max(x[:, 4]) for t, x in enumerate(boxes) if lab[t] and len(x))
+    assert all(x[:, 4].max() < odd_best for x in per_frame if len(x))
 
 
 def test_a_change_of_light_is_not_an_anomaly(fitted):
@@ -107,7 +112,7 @@ def test_tracking_averages_a_region_along_its_track():
     np.testing.assert_allclose(now.scores[:, 0], [6.0, 1.0, 1.0])      # 0.25 x + 0.75 s; new: own score
     merged = det._track(before, regions([[1, 2, 3, 4]], [0.0]))
     np.testing.assert_allclose(merged.scores[:, 0], [6.0])              # max(8, 0) carried
-    assert Hybrid()._track(before, now) is now                          # track_frames 0: unchanged
+    assert Hybrid(track_frames=0.0)._track(before, now) is now          # track_frames 0: unchanged
 
 
 def test_a_run_saved_before_perspective_and_tracking_loads_without_them(tmp_path):

@@ -124,8 +124,10 @@ def test_no_event_after_any_reconnect_on_normal_footage(video, trained_hybrid, s
 
 def test_anomalous_footage_with_drops_gives_the_events_without_drops(trained_hybrid, synthetic, capsys):
     v = synthetic.test[0]                          # the runner, labelled frames 24-45
-    plain = watch(trained_hybrid, str(v.source), events_out=io.StringIO(), status=False)
     frames = v.frames()
+    # the same camera without drops is the reference (its JPEG encoding moves scores a little, and a
+    # borderline blip after the runner may or may not become an event: that is not the drops' doing)
+    plain, _, _ = _watch_camera(trained_hybrid, [frames], capsys)
     cuts = [0, 6, 14, 60, 64]                      # three drops, none inside or right before an event
     events, _, err = _watch_camera(trained_hybrid, [frames[a:b] for a, b in zip(cuts, cuts[1:])], capsys)
     assert err.count("reconnected") == 3

@@ -23,7 +23,8 @@ SETTINGS = {
     "ocrgan-video": {"epochs": 1, "gen_channels": 4, "feat_channels": 16, "heads": 2, "size": 32},
     # the version the references were written with (issue 13 changed the defaults; the old run folder
     # loads as this through Hybrid.legacy_settings)
-    "hybrid": {"pooling": "cells", "evidence": ["motion", "location"], "calibration": "holdout", "perspective": False},
+    "hybrid": {"pooling": "cells", "evidence": ["motion", "location"], "calibration": "holdout", "perspective": False,
+               "neighbourhood": 3, "track_frames": 0.0, "split": False},
 }
 
 

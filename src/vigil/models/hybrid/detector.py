@@ -11,7 +11,8 @@ Method (descriptors in :mod:`vigil.models.hybrid.features`):
    previous frame is computed, the frame's median flow (camera shake) subtracted, and the flow is
    averaged per 8x8 cell and over the last 3 frames. Cells faster than ``tau_`` are active.
 2. **Evidence** for each active cell, four kinds (``config.evidence`` picks which are used; the
-   default, ``motion`` alone, and how it was chosen: README, "How hybrid's settings were chosen"):
+   default, ``motion`` and ``dynamics``, and how it was chosen: README, "How hybrid's settings were
+   chosen"):
    ``motion``: distance to the k nearest normal velocities (speed and direction), scene-wide;
    ``location``: negative log-likelihood of the cell's velocity under a Gaussian fitted at that cell
    (shrunk towards the scene-wide Gaussian where few normal samples passed there: a fixed camera);
@@ -25,11 +26,16 @@ Method (descriptors in :mod:`vigil.models.hybrid.features`):
    before, set a threshold that flagged 18% of unseen normal training videos; cross-fitted, 1%:
    ``benchmarks/select_hybrid.py``.) Each evidence becomes a robust z-score (median and MAD of its
    values on those cells). The kept normality is then fitted on every training video.
-4. **Regions.** A frame's moving regions are its 8-connected groups of active cells. A region's score
-   for one evidence is its most unusual 3x3-cell neighbourhood (the mean there, still cells counting as
-   the evidence's floor: an object covers several cells while a flow error covers one); that becomes
-   a probability ``p`` among the regions of the calibration footage (:class:`RegionTail`), and a region
-   is as rare as its rarest evidence, Bonferroni-corrected (:class:`RegionTails`).
+4. **Regions.** A frame's moving regions are its 8-connected groups of active cells; with ``split``,
+   neighbouring cells moving in opposite directions are not joined (walkers passing each other are
+   two regions). A region's score for one evidence is its most unusual ``neighbourhood`` x
+   ``neighbourhood`` window (the mean there, still cells counting as the evidence's floor: an object
+   covers several cells while a flow error covers one); with ``track_frames``, that score is averaged
+   along the region's track (regions of consecutive frames that share cells; :meth:`Hybrid._track`).
+   It becomes a probability ``p`` among the regions of the calibration footage (:class:`RegionTail`),
+   and a region is as rare as its rarest evidence, Bonferroni-corrected (:class:`RegionTails`).
+   ``perspective`` (off by default) divides speeds by the normal speed of objects at the row of the
+   region's centre, a line fitted to the training regions (:meth:`Hybrid._fit_perspective`).
 5. **Frame score** = the surprise of the frame's rarest region among its ``n`` regions,
    ``-log(1 - (1 - p)^n)``, so a crowd of normal walkers does not raise it; 0 when nothing moves;
    smoothed over time by a centred Gaussian (sigma 3 frames, cut at 2 sigma: the batch score of frame t
@@ -87,7 +93,8 @@ class HybridConfig:
     bank_size: int = 20000        # normal descriptors kept per kNN bank (random subsample; bounded memory)
     shrinkage: float = 10.0       # pseudo-count pulling a cell's velocity Gaussian to the scene-wide one
     holdout: float = 0.2          # fraction of training videos held out for calibration
-    evidence: tuple = ("motion",)  # what is fused; the benchmark's ablation covers all four (see README)
+    # what is fused; chosen on training footage (benchmarks/select_hybrid.py), the ablation covers all four
+    evidence: tuple = ("motion", "dynamics")
     neighbourhood: int = 3        # cells averaged (3x3) before the max: a walker spans ~2x4 cells
     # motion measured against the normal speed at the cell's row (see Hybrid._fit_perspective): far
     # objects of a ground-plane camera are small and slow in pixels, near ones big and fast
@@ -101,7 +108,7 @@ class HybridConfig:
     # exponentially with this time constant in frames; 0: each frame's region alone (see _track)
     track_frames: float = 0.0
     # neighbouring cells moving in opposite directions are not one region (walkers passing each other)
-    split: bool = False
+    split: bool = True
     tail: float = 0.05            # exponential tail beyond the 95th percentile of held-out region scores
     box_p: float = 0.1            # boxes returned: regions rarer than 1 in 10 held-out normal regions
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
