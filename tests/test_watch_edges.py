@@ -198,8 +198,11 @@ class _Watcher:
 
     def __init__(self, *argv):
         env = {**os.environ, "PYTHONPATH": str(SRC)}
+        # signals at their defaults, as a service manager starts it: under nohup (the test run's own
+        # launcher) SIGHUP would be inherited as ignored, which watch deliberately leaves alone
         self.p = subprocess.Popen([sys.executable, "-m", "vigil", "watch", *map(str, argv)], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
         self.err = b""
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()

@@ -262,7 +262,7 @@ class _FullFile(io.StringIO):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def test_watch_goes_on_when_the_events_file_cannot_be_written(trained_hybrid, synthetic, capsys):
+def test_watch_goes_on_when_the_events_file_cannot_be_written(trained_hybrid, synthetic, capsys, tmp_path):
     from vigil.watch import watch
 
     class Hook:                                      # stands in for the webhook: it still gets every event
@@ -278,7 +278,12 @@ def test_watch_goes_on_when_the_events_file_cannot_be_written(trained_hybrid, sy
             pass
 
     hook = Hook()
-    events = watch(trained_hybrid, str(synthetic.test[0].source), events_out=_FullFile(), status=False, webhook=hook)
+    twice = tmp_path / "twice"                       # the runner's clip twice over: two events to write
+    twice.mkdir()
+    frames = sorted(Path(synthetic.test[0].source).iterdir())
+    for i, f in enumerate(frames + frames):
+        (twice / f"{i:04d}{f.suffix}").symlink_to(f)
+    events = watch(trained_hybrid, str(twice), events_out=_FullFile(), status=False, webhook=hook)
     err = capsys.readouterr().err
     assert len(events) >= 2 and hook.got == events
     assert err.count("no space left on device") == 1 and "Traceback" not in err
