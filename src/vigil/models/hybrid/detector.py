@@ -69,7 +69,7 @@ from vigil import scoring, training
 from vigil.detector import Detector, Input
 from vigil.errors import VigilError
 from vigil.models.hybrid.features import (APPEARANCE_WIDTH, Cells, CellStream, PRESETS, cell_flows, empty_cells,
-                                          moving_regions, window_speeds, working_size)
+                                          moving_regions, region_centres, region_stats, window_speeds, working_size)
 from vigil.models.knn import KnnBank
 from vigil.registry import register
 
@@ -389,16 +389,13 @@ class Hybrid(Detector):
         if cells is None or len(cells.idx) == 0:
             return None
         gw, gh = self.size_[0] // self.config.cell, self.size_[1] // self.config.cell
-        active = np.zeros(gh * gw, bool)
-        active[cells.idx] = True
-        v = None
-        if self.config.split:
-            v = np.zeros((gh * gw, 2), np.float32)
-            v[cells.idx] = cells.velocity
-            v = v.reshape(gh, gw, 2)
-        n_lab, labels, stats = moving_regions(active.reshape(gh, gw), v)
+        lab = cells.region                                               # found by CellStream.describe
+        labels = np.zeros(gh * gw, np.int32)
+        labels[cells.idx] = lab
+        labels = labels.reshape(gh, gw)
+        n_lab = int(lab.max()) + 1
+        stats = region_stats(labels, n_lab)
         n = self.config.neighbourhood
-        lab = labels.ravel()[cells.idx]                                  # region of each active cell
         best = np.full((n_lab, z.shape[1]), -np.inf)
         for e in range(z.shape[1]):
             val = np.full(gh * gw, self.floors_[e], np.float32)
@@ -646,9 +643,9 @@ class RegionTails:
 def _region_stats(active: np.ndarray, speed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per region of at least two cells of ``active`` ``(Gh, Gw)``: the row of its centre and the median
     ``speed`` of its cells."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(active.astype(np.uint8), connectivity=8)
+    n, labels, stats = moving_regions(active)
     keep = [r for r in range(1, n) if stats[r, 4] >= 2]
-    return (np.array([stats[r, 1] + (stats[r, 3] - 1) // 2 for r in keep], np.float64),
+    return (region_centres(stats)[keep].astype(np.float64),
             np.array([np.median(speed[labels == r]) for r in keep], np.float64))
 
 

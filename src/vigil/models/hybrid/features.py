@@ -46,7 +46,8 @@ class Cells(NamedTuple):
     velocity: np.ndarray     # (N, 2) float32
     dynamics: np.ndarray     # (N, 3) float32
     appearance: np.ndarray   # (N, APPEARANCE_WIDTH) float32, or (N, 0) when not asked for
-    centre: np.ndarray       # (N,) int64 the row of the centre of the cell's 8-connected active region
+    region: np.ndarray       # (N,) int32 the cell's moving region (moving_regions' label, from 1)
+    centre: np.ndarray       # (N,) int64 the row of the centre of that region
 
 
 def moving_regions(active: np.ndarray, v: np.ndarray | None = None) -> tuple[int, np.ndarray, np.ndarray]:
@@ -80,8 +81,16 @@ def moving_regions(active: np.ndarray, v: np.ndarray | None = None) -> tuple[int
     labels = np.zeros(gh * gw, np.int32)
     labels[on] = order[inverse] + 1
     n = len(first) + 1
+    return n, labels.reshape(gh, gw), region_stats(labels.reshape(gh, gw), n)
+
+
+def region_stats(labels: np.ndarray, n: int) -> np.ndarray:
+    """``(n, 5)`` x y w h area of each label of ``labels`` ``(Gh, Gw)`` (0 = still, 1..n-1 regions), as
+    ``cv2.connectedComponentsWithStats`` gives them (row 0: the whole grid and its still cells)."""
+    gh, gw = labels.shape
+    on = np.flatnonzero(labels.ravel())
     y, x = np.divmod(on, gw)
-    lab = labels[on]
+    lab = labels.ravel()[on]
     x0, y0 = np.full(n, gw), np.full(n, gh)
     x1, y1 = np.full(n, -1), np.full(n, -1)
     np.minimum.at(x0, lab, x)
@@ -90,7 +99,12 @@ def moving_regions(active: np.ndarray, v: np.ndarray | None = None) -> tuple[int
     np.maximum.at(y1, lab, y)
     stats = np.column_stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1, np.bincount(lab, minlength=n)]).astype(np.int32)
     stats[0] = (0, 0, gw, gh, gh * gw - len(on))
-    return n, labels.reshape(gh, gw), stats
+    return stats
+
+
+def region_centres(stats: np.ndarray) -> np.ndarray:
+    """The row of the centre of each region of ``stats`` (:func:`moving_regions`)."""
+    return (stats[:, 1] + (stats[:, 3] - 1) // 2).astype(np.int64)
 
 
 def working_size(width: int, height: int, max_width: int, cell: int) -> tuple[int, int]:
@@ -165,13 +179,13 @@ class CellStream:
             return empty_cells(self.appearance)
         change = np.linalg.norm(self.flows[-1] - self.flows[0], axis=-1) / max(1, len(self.flows) - 1)
         _, labels, stats = moving_regions(active, v if self.split else None)
-        lab = labels.ravel()[idx]
+        lab = labels.ravel()[idx].astype(np.int32)
         log_area = np.log(stats[lab, 4].astype(np.float32))
-        centre = (stats[lab, 1] + (stats[lab, 3] - 1) // 2).astype(np.int64)
+        centre = region_centres(stats)[lab]
         dynamics = np.column_stack([speed.ravel()[idx], change.ravel()[idx], log_area]).astype(np.float32)
         vel = v.reshape(-1, 2)[idx].astype(np.float32)
         if not self.appearance:
-            return Cells(idx, vel, dynamics, np.zeros((idx.size, 0), np.float32), centre)
+            return Cells(idx, vel, dynamics, np.zeros((idx.size, 0), np.float32), lab, centre)
         hist = orientation_histograms(gray, self.c)
         # 2x2-cell neighbourhood (the cell and its right/lower neighbours): a person is ~2 cells wide
         p = np.pad(hist, ((0, 1), (0, 1), (0, 0)), mode="edge")
@@ -179,7 +193,7 @@ class CellStream:
         energy = hist.sum(axis=1, keepdims=True)
         appearance = np.column_stack([hist / np.maximum(np.linalg.norm(hist, axis=1, keepdims=True), 1e-6),
                                       np.log1p(energy)])
-        return Cells(idx, vel, dynamics, appearance.astype(np.float32), centre)
+        return Cells(idx, vel, dynamics, appearance.astype(np.float32), lab, centre)
 
 
 def _cell_flow(dis, prev: np.ndarray, gray: np.ndarray, c: int) -> np.ndarray:
@@ -225,7 +239,7 @@ def cell_flows(gray: np.ndarray, cell: int, preset: str = "fast", finest_scale: 
 def empty_cells(appearance: bool = True) -> Cells:
     z = np.zeros((0,), np.float32)
     return Cells(np.zeros(0, np.int64), z.reshape(0, 2), z.reshape(0, 3), z.reshape(0, APPEARANCE_WIDTH if appearance else 0),
-                 np.zeros(0, np.int64))
+                 np.zeros(0, np.int32), np.zeros(0, np.int64))
 
 
 def window_speeds(cfs: np.ndarray, history: int) -> np.ndarray:
