@@ -73,17 +73,12 @@ def calibration_parts(det, train) -> tuple[list[tuple[object, int]], str]:
             return [(v, 0) for v in train], "every training video (fewer than two: True Sight calibrates on them)"
         return [(train[i], 0) for i in held], f"held-out training videos {held} (calib_fraction {cfg.calib_fraction})"
     if det.name == "ocrgan-video":
-        T = cfg.clip_len
-        parts = []
-        for v in train:
-            n = len(det.frames_of(v)[0])
-            n_hold = scoring.held_out_tail(n, cfg.holdout, keep=T)
-            if n_hold:
-                parts.append((v, n - n_hold))
-        if parts:
+        lengths = [len(det.frames_of(v)[0]) for v in train]
+        parts = [(train[i], s) for i, s in det.calibration_starts(lengths)]
+        if any(det._tails(lengths)):
             return parts, (f"held-out last {cfg.holdout:g} of each of {len(parts)} training videos "
                            f"(no held-out videos in this design)")
-        return [(v, T - 1) for v in train], "trained frames after the first clip (no video long enough for a tail)"
+        return parts, "trained frames after the first clip (no video long enough for a tail)"
     raise SystemExit(f"{det.name}: not one of {', '.join(MODELS)}")
 
 

@@ -222,14 +222,19 @@ class OcrGanVideo(Detector):
         """Each video's frames to train on, and ``(frames, first held-out index)`` for calibration: the
         last ``holdout`` of every video long enough to keep a whole clip for training; when no video is,
         every frame after the first clip's context (calibrating on trained frames: optimistic)."""
-        cfg, T = self.config, self.config.clip_len
-        train_parts, held_parts = [], []
-        for x in videos:
-            n_hold = scoring.held_out_tail(len(x), cfg.holdout, keep=T)
-            train_parts.append(x[: len(x) - n_hold])
-            if n_hold:
-                held_parts.append((x, len(x) - n_hold))   # calibration frames = those from index on
-        return train_parts, held_parts or [(x, T - 1) for x in train_parts]
+        lengths = [len(x) for x in videos]
+        train = [x[:n - t] for x, n, t in zip(videos, lengths, self._tails(lengths))]
+        return train, [(videos[i], s) for i, s in self.calibration_starts(lengths)]
+
+    def _tails(self, lengths: Sequence[int]) -> list[int]:
+        """How many frames at the end of each video of these lengths are held out (0: too short)."""
+        return [scoring.held_out_tail(n, self.config.holdout, keep=self.config.clip_len) for n in lengths]
+
+    def calibration_starts(self, lengths: Sequence[int]) -> list[tuple[int, int]]:
+        """``(video index, first calibration frame)`` for videos of these lengths (see :meth:`_split`): the
+        held-out tail of each video long enough for one; when none is, ``clip_len - 1`` of every video."""
+        held = [(i, n - t) for i, (n, t) in enumerate(zip(lengths, self._tails(lengths))) if t]
+        return held or [(i, self.config.clip_len - 1) for i in range(len(lengths))]
 
     def recalibrate(self, videos) -> "OcrGanVideo":
         """Calibrate again on the held-out ends of the training ``videos`` without retraining, e.g. after
