@@ -160,3 +160,62 @@ def test_regions_split_where_neighbours_move_in_opposite_directions():
     assert n == 3 and set(lab[1:3, 1:3].ravel()) != set(lab[1:3, 3:5].ravel())
     np.testing.assert_array_equal(stats[1:, :4], [[1, 1, 2, 2], [3, 1, 2, 2]])
     assert moving_regions(group)[0] == 2                     # without velocities: one region
+
+
+def test_shape_and_look_describe_the_region_a_cell_belongs_to():
+    """Every cell of a region carries the region's box (log height, log width, centre row) and its crop,
+    standardised, so that a change of light leaves the look as it was."""
+    from vigil.models.hybrid.features import LOOK_WIDTH, CellStream
+
+    stream = CellStream((64, 48), 8, tau=0.1, history=1, look=True, split=True)
+    gray = (np.random.default_rng(0).random((48, 64)) * 200).astype(np.uint8)
+    cf = np.zeros((6, 8, 2), np.float32)
+    cf[1:4, 2:4] = (1.0, 0.0)                                # a 3 x 2 block of cells walking right
+    cf[5, 6] = (0.0, 1.0)                                    # one cell on its own
+    c = stream.describe(gray, cf)
+    block = np.isin(c.idx, [r * 8 + k for r in range(1, 4) for k in range(2, 4)])
+    np.testing.assert_allclose(c.shape[block], [[np.log(3), np.log(2), 2]] * 6, rtol=1e-6)
+    np.testing.assert_allclose(c.shape[~block], [[0, 0, 5]])
+    assert c.look.shape == (7, LOOK_WIDTH) and (c.look[block] == c.look[block][0]).all()
+    np.testing.assert_allclose(c.look[block][0].mean(), 0, atol=1e-5)
+    np.testing.assert_allclose(c.look[block][0].std(), 1, rtol=1e-4)
+    brighter = CellStream((64, 48), 8, tau=0.1, history=1, look=True, split=True).describe(gray // 2 + 60, cf)
+    np.testing.assert_allclose(brighter.look, c.look, atol=0.05)
+
+
+def test_look_learns_what_normal_objects_look_like():
+    """The principal subspace of normal walkers' crops reconstructs new walkers well and the odd box
+    badly; a fitted run with shape and look saves, loads and scores the same."""
+    from vigil.models.hybrid.detector import _LookModel
+    from vigil.models.hybrid.features import region_crops
+
+    rng = np.random.default_rng(4)
+    normal = []
+    while len(normal) < 60:                     # crops of a lone walker: its dark pixels' bounding box
+        f = scene(rng, 1, T=1)[0][0]
+        ys, xs = np.nonzero(f < 90)
+        if len(xs) > 20 and 0 < xs.min() and xs.max() < f.shape[1] - 1:
+            box = [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+            normal.append(region_crops(f, np.array([box])))
+    normal = np.concatenate(normal)
+    model = _LookModel.fit(normal[:40], 10_000, rng)
+    odd_frame = scene(rng, 0, T=30, odd=(0, 30))[0][5]
+    odd = region_crops(odd_frame, np.array([[15, 55, 44, 30]]))
+    assert model.score(odd)[0] > model.score(normal[40:]).max()
+    assert region_crops(odd_frame, np.array([[0, 0, 160, 120]])).shape == (1, 128)
+
+
+def test_a_run_with_shape_and_look_saves_loads_and_streams_alike(tmp_path):
+    import dataclasses
+
+    from vigil import load
+
+    det = Hybrid(bank_size=2000, evidence=("motion", "shape", "look")).fit(_train(4, seed=8))
+    video = scene(np.random.default_rng(9), 3, odd=(10, 30))[0]
+    loaded = load(det.save(tmp_path / "run"))
+    np.testing.assert_allclose(loaded.score(video), det.score(video), rtol=1e-6)
+    unsmoothed = Hybrid(dataclasses.replace(det.config, smooth_sigma=0.0))
+    unsmoothed.__dict__.update({k: v for k, v in det.__dict__.items() if k.endswith("_")})
+    live = det.stream()
+    out = [live.update(f)[0] for f in video]
+    np.testing.assert_allclose(out[1:], unsmoothed.score(video)[1:], rtol=1e-5, atol=1e-5)

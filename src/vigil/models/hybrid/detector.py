@@ -10,13 +10,18 @@ Method (descriptors in :mod:`vigil.models.hybrid.features`):
 1. **Cells.** Each frame is resized to a working width (240 px); OpenCV's DIS optical flow from the
    previous frame is computed, the frame's median flow (camera shake) subtracted, and the flow is
    averaged per 8x8 cell and over the last 3 frames. Cells faster than ``tau_`` are active.
-2. **Evidence** for each active cell, four kinds (``config.evidence`` picks which are used; the
+2. **Evidence** for each active cell, six kinds (``config.evidence`` picks which are used; the
    default, ``motion`` and ``dynamics``, and how it was chosen: README, "How hybrid's settings were
    chosen"):
    ``motion``: distance to the k nearest normal velocities (speed and direction), scene-wide;
    ``location``: negative log-likelihood of the cell's velocity under a Gaussian fitted at that cell
    (shrunk towards the scene-wide Gaussian where few normal samples passed there: a fixed camera);
    ``dynamics``: distance to the k nearest normal (speed, change of velocity, region size);
+   ``shape``: distance to the k nearest normal (log height, log width, centre row) of the cell's
+   region: an object of another size or shape than the normal objects at that height of the frame;
+   ``look``: how badly the principal components of normal regions' crops (gray pixels of the box at
+   8 x 16, standardised) reconstruct the crop of the cell's region (:class:`_LookModel`): a linear
+   autoencoder of what normal objects look like, learned from the training footage alone;
    ``appearance``: distance to the k nearest normal (gradient-orientation histogram, gradient energy)
    of moving cells.
 3. **Calibration on unseen normal videos** (``calibration`` ``crossfit``): the training videos are
@@ -68,14 +73,16 @@ from scipy.ndimage import gaussian_filter1d
 from vigil import scoring, training
 from vigil.detector import Detector, Input
 from vigil.errors import VigilError
-from vigil.models.hybrid.features import (APPEARANCE_WIDTH, Cells, CellStream, PRESETS, cell_flows, empty_cells,
-                                          moving_regions, region_centres, region_stats, window_speeds, working_size)
+from vigil.models.hybrid.features import (APPEARANCE_WIDTH, LOOK_WIDTH, SHAPE_WIDTH, Cells, CellStream, PRESETS, cell_flows,
+                                          empty_cells, moving_regions, region_centres, region_stats, window_speeds,
+                                          working_size)
 from vigil.models.knn import KnnBank
 from vigil.registry import register
 
-EVIDENCE = ("motion", "location", "dynamics", "appearance")
+EVIDENCE = ("motion", "location", "dynamics", "shape", "look", "appearance")
 POOLING = ("objects", "cells")
-_BANKS = {"motion": "velocity", "dynamics": "dynamics", "appearance": "appearance"}   # evidence -> descriptor
+_BANKS = {"motion": "velocity", "dynamics": "dynamics", "shape": "shape", "appearance": "appearance"}  # -> descriptor
+LOOK_VARIANCE = 0.9       # the look subspace keeps the principal components of 90% of normal crops' variance
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,7 @@ class HybridConfig:
     bank_size: int = 20000        # normal descriptors kept per kNN bank (random subsample; bounded memory)
     shrinkage: float = 10.0       # pseudo-count pulling a cell's velocity Gaussian to the scene-wide one
     holdout: float = 0.2          # fraction of training videos held out for calibration
-    # what is fused; chosen on training footage (benchmarks/select_hybrid.py), the ablation covers all four
+    # what is fused; chosen on training footage (benchmarks/select_hybrid.py), the ablation covers all six
     evidence: tuple = ("motion", "dynamics")
     neighbourhood: int = 3        # cells averaged (3x3) before the max: a walker spans ~2x4 cells
     # motion measured against the normal speed at the cell's row (see Hybrid._fit_perspective): far
@@ -140,6 +147,33 @@ class _LocationModel:
         d = vel - self.mean[idx]
         maha = np.einsum("ni,nij,nj->n", d, self.icov[idx], d)
         return (0.5 * maha + 0.5 * self.logdet[idx]).astype(np.float32)
+
+
+class _LookModel:
+    """The principal subspace of normal region crops; ``score`` is the log mean squared residual of a crop
+    outside it (higher = looks less like any normal object). Principal components are the optimal linear
+    autoencoder: cheap to fit five times over for the cross-fitted calibration, and a matrix product per
+    frame when scoring."""
+
+    def __init__(self, mean: np.ndarray, basis: np.ndarray):
+        self.mean, self.basis = mean, basis                      # (D,), (K, D) orthonormal rows
+
+    @classmethod
+    def fit(cls, x: np.ndarray, size: int, rng: np.random.Generator, variance: float = LOOK_VARIANCE) -> "_LookModel":
+        if len(x) > size:
+            x = x[rng.choice(len(x), size, replace=False)]
+        mean = x.mean(0)
+        _, sv, vt = np.linalg.svd(x - mean, full_matrices=False)
+        share = np.cumsum(sv ** 2) / max(float(np.sum(sv ** 2)), 1e-12)
+        k = int(np.searchsorted(share, variance) + 1)
+        return cls(mean.astype(np.float32), vt[:k].astype(np.float32))
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(0, np.float32)
+        d = x - self.mean
+        r = d - (d @ self.basis.T) @ self.basis
+        return np.log(np.mean(r * r, 1) + 1e-3).astype(np.float32)
 
 
 @register
@@ -286,6 +320,8 @@ class Hybrid(Detector):
                              f"(threshold {self.tau_:.3f} px/frame); the training footage shows no motion")
         self.banks_ = {e: KnnBank.fit(self._descriptor(fit_cells, e), cfg.k, cfg.bank_size, rng)
                        for e in cfg.evidence if e in _BANKS}
+        if "look" in cfg.evidence:
+            self.banks_["look"] = _LookModel.fit(fit_cells.look, cfg.bank_size, rng)
         n_cells = (self.size_[0] // cfg.cell) * (self.size_[1] // cfg.cell)
         # the ridge is the flow-noise variance: tau_ is ~3.5 noise standard deviations (see above)
         self.location_ = _LocationModel.fit(fit_cells.idx, fit_cells.velocity.astype(np.float64), n_cells,
@@ -305,7 +341,7 @@ class Hybrid(Detector):
     def _stream(self) -> CellStream:
         cfg = self.config
         return CellStream(self.size_, cfg.cell, self.tau_, cfg.history, cfg.flow_preset, cfg.flow_scale,
-                          appearance="appearance" in cfg.evidence, split=cfg.split)
+                          appearance="appearance" in cfg.evidence, split=cfg.split, look="look" in cfg.evidence)
 
     # --- scoring ------------------------------------------------------------------------------
     # Per frame, ``z`` is the ``(N, E)`` calibrated evidence of its active cells (``Cells.idx`` order).
@@ -314,7 +350,7 @@ class Hybrid(Detector):
         centred at the row of the cell's region's centre (``row_scale_``) and the region size by its
         square, so that a far walker and a near one are alike and a cyclist twice as fast is not."""
         x = getattr(cells, _BANKS[evidence])
-        if evidence == "appearance" or not self.config.perspective or len(cells.idx) == 0:
+        if evidence in ("appearance", "shape") or not self.config.perspective or len(cells.idx) == 0:
             return x
         s = self.row_scale_[cells.centre][:, None]
         if evidence == "motion":
@@ -323,7 +359,8 @@ class Hybrid(Detector):
 
     def _evidence(self, cells: Cells, calibrate: bool = True) -> np.ndarray:
         """``(N, E)`` evidence per active cell, in the order of ``config.evidence``."""
-        raw = np.stack([self.banks_[e].score(self._descriptor(cells, e)) if e in _BANKS
+        raw = np.stack([self.banks_[e].score(cells.look) if e == "look"
+                        else self.banks_[e].score(self._descriptor(cells, e)) if e in _BANKS
                         else self.location_.score(cells.idx, cells.velocity) for e in self.config.evidence], 1)
         return (raw - self.calib_[0]) / self.calib_[1] if calibrate else raw
 
@@ -484,7 +521,10 @@ class Hybrid(Detector):
         out = {"calib": self.calib_, "row_scale": self.row_scale_, "loc_mean": self.location_.mean,
                "loc_icov": self.location_.icov, "loc_logdet": self.location_.logdet}
         for key, bank in self.banks_.items():
-            out.update({f"{key}_bank": bank.bank, f"{key}_mean": bank.mean, f"{key}_scale": bank.scale})
+            if key == "look":
+                out.update({"look_mean": bank.mean, "look_basis": bank.basis})
+            else:
+                out.update({f"{key}_bank": bank.bank, f"{key}_mean": bank.mean, f"{key}_scale": bank.scale})
         if self.regions_ is not None:
             out["region_scores"] = self.regions_.ref                       # (E, K) sorted held-out scores
             out["floors"] = self.floors_
@@ -502,11 +542,13 @@ class Hybrid(Detector):
             raise ValueError(f"calibration has shape {self.calib_.shape} for evidence {list(self.config.evidence)}")
         n_cells = (self.size_[0] // self.config.cell) * (self.size_[1] // self.config.cell)
         expected = {"loc_mean": (n_cells, 2), "loc_icov": (n_cells, 2, 2), "loc_logdet": (n_cells,)}
-        widths = {"velocity": 2, "dynamics": 3, "appearance": APPEARANCE_WIDTH}
+        widths = {"velocity": 2, "dynamics": 3, "shape": SHAPE_WIDTH, "appearance": APPEARANCE_WIDTH}
         for k in self.config.evidence:
             if k in _BANKS:
                 d = widths[_BANKS[k]]
                 expected.update({f"{k}_bank": (None, d), f"{k}_mean": (d,), f"{k}_scale": (d,)})
+        if "look" in self.config.evidence:
+            expected.update({"look_mean": (LOOK_WIDTH,), "look_basis": (None, LOOK_WIDTH)})
         for key, shape in expected.items():      # weights of another run (another grid) are refused
             got = arrays[key].shape
             if len(got) != len(shape) or any(w is not None and g != w for g, w in zip(got, shape)):
@@ -523,6 +565,8 @@ class Hybrid(Detector):
                 raise ValueError(f"row_scale has shape {self.row_scale_.shape}, these settings need ({gh},)")
         self.banks_ = {k: KnnBank(arrays[f"{k}_bank"], arrays[f"{k}_mean"], arrays[f"{k}_scale"], self.config.k)
                        for k in self.config.evidence if k in _BANKS}
+        if "look" in self.config.evidence:
+            self.banks_["look"] = _LookModel(arrays["look_mean"], arrays["look_basis"])
         self.regions_ = None
         if self.config.pooling == "objects":
             if "region_scores" not in arrays or "floors" not in arrays:

@@ -4,13 +4,21 @@ Shapes: ``H W`` the working frame size (pixels), ``c`` the cell size, ``Gh Gw`` 
 grid, ``N`` the active (moving) cells of one frame. A *cell* is a ``c x c`` block of the working
 frame; a cell is *active* when its mean flow speed is above the moving threshold ``tau``.
 
-Each active cell gets three descriptors:
+Each active cell gets four descriptors:
 
 * **velocity** ``(N, 2)``: how it moves, ``vx vy`` (speed and direction): the flow averaged over the
   last ``history`` frames at that cell, in working pixels per frame;
 * **dynamics** ``(N, 3)``: its speed, how its motion changes (norm of the change of the cell's flow
   across the window, per frame) and how large the moving region it belongs to is (log area in cells
   of its 8-connected component of active cells);
+* **shape** ``(N, 3)``: what size and shape the moving region it belongs to has, and where: the log
+  height and log width (in cells) of the region's box and the row of its centre. A ground-plane camera
+  sees the same object smaller the higher it is in the frame, so sizes are compared with the normal
+  objects of that row; the column is left out (a few normal videos do not pass every place, and the
+  normal size at a row hardly depends on it);
+* **look** ``(N, 128)``: what the moving region it belongs to looks like: the gray pixels of the region's
+  box, resized to 8 x 16 (width x height: an upright person's proportions) and standardised (mean 0,
+  standard deviation 1: a change of light is not a change of look). Computed only when asked for;
 * **appearance** ``(N, 9)``: what is there, not where: a histogram of gradient orientations (8
   unsigned bins, magnitude-weighted, over the 2x2-cell neighbourhood, L2-normalised) and the log
   gradient energy of that neighbourhood. Computed only when asked for. (Until issue 13 it held the
@@ -35,6 +43,9 @@ import numpy as np
 
 N_BINS = 8
 APPEARANCE_WIDTH = N_BINS + 1          # orientation histogram, log gradient energy
+SHAPE_WIDTH = 3                        # log height, log width, centre row of the cell's region
+LOOK_SIZE = (8, 16)                    # width, height of a region's crop for the look descriptor
+LOOK_WIDTH = LOOK_SIZE[0] * LOOK_SIZE[1]
 PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
@@ -46,6 +57,8 @@ class Cells(NamedTuple):
     velocity: np.ndarray     # (N, 2) float32
     dynamics: np.ndarray     # (N, 3) float32
     appearance: np.ndarray   # (N, APPEARANCE_WIDTH) float32, or (N, 0) when not asked for
+    shape: np.ndarray        # (N, SHAPE_WIDTH) float32: log height, log width, centre row of its region
+    look: np.ndarray         # (N, LOOK_WIDTH) float32 its region's standardised crop, or (N, 0) when not asked for
     region: np.ndarray       # (N,) int32 the cell's moving region (moving_regions' label, from 1)
     centre: np.ndarray       # (N,) int64 the row of the centre of that region
 
@@ -145,9 +158,10 @@ class CellStream:
     """
 
     def __init__(self, size: tuple[int, int], cell: int, tau: float, history: int = 3, preset: str = "fast",
-                 finest_scale: int = 1, appearance: bool = True, split: bool = False):
+                 finest_scale: int = 1, appearance: bool = True, split: bool = False, look: bool = False):
         self.w, self.h = size
         self.c, self.tau, self.history, self.appearance, self.split = cell, tau, history, appearance, split
+        self.look = look
         self.dis = cv2.DISOpticalFlow_create(PRESETS[preset])
         self.dis.setFinestScale(finest_scale)      # 0 = full working resolution, 1 = half, 2 = quarter
         self.gh, self.gw = self.h // cell, self.w // cell
@@ -176,16 +190,19 @@ class CellStream:
         active = speed > self.tau                                  # (Gh, Gw)
         idx = np.flatnonzero(active)
         if idx.size == 0:
-            return empty_cells(self.appearance)
+            return empty_cells(self.appearance, self.look)
         change = np.linalg.norm(self.flows[-1] - self.flows[0], axis=-1) / max(1, len(self.flows) - 1)
         _, labels, stats = moving_regions(active, v if self.split else None)
         lab = labels.ravel()[idx].astype(np.int32)
         log_area = np.log(stats[lab, 4].astype(np.float32))
         centre = region_centres(stats)[lab]
         dynamics = np.column_stack([speed.ravel()[idx], change.ravel()[idx], log_area]).astype(np.float32)
+        shape = np.column_stack([np.log(stats[lab, 3]), np.log(stats[lab, 2]), centre]).astype(np.float32)
         vel = v.reshape(-1, 2)[idx].astype(np.float32)
+        look = (region_crops(gray, stats[1:, :4] * self.c)[lab - 1] if self.look
+                else np.zeros((idx.size, 0), np.float32))
         if not self.appearance:
-            return Cells(idx, vel, dynamics, np.zeros((idx.size, 0), np.float32), lab, centre)
+            return Cells(idx, vel, dynamics, np.zeros((idx.size, 0), np.float32), shape, look, lab, centre)
         hist = orientation_histograms(gray, self.c)
         # 2x2-cell neighbourhood (the cell and its right/lower neighbours): a person is ~2 cells wide
         p = np.pad(hist, ((0, 1), (0, 1), (0, 0)), mode="edge")
@@ -193,7 +210,7 @@ class CellStream:
         energy = hist.sum(axis=1, keepdims=True)
         appearance = np.column_stack([hist / np.maximum(np.linalg.norm(hist, axis=1, keepdims=True), 1e-6),
                                       np.log1p(energy)])
-        return Cells(idx, vel, dynamics, appearance.astype(np.float32), lab, centre)
+        return Cells(idx, vel, dynamics, appearance.astype(np.float32), shape, look, lab, centre)
 
 
 def _cell_flow(dis, prev: np.ndarray, gray: np.ndarray, c: int) -> np.ndarray:
@@ -236,10 +253,22 @@ def cell_flows(gray: np.ndarray, cell: int, preset: str = "fast", finest_scale: 
     return np.stack([f for part in parts for f in part])
 
 
-def empty_cells(appearance: bool = True) -> Cells:
+def empty_cells(appearance: bool = True, look: bool = False) -> Cells:
     z = np.zeros((0,), np.float32)
     return Cells(np.zeros(0, np.int64), z.reshape(0, 2), z.reshape(0, 3), z.reshape(0, APPEARANCE_WIDTH if appearance else 0),
-                 np.zeros(0, np.int32), np.zeros(0, np.int64))
+                 z.reshape(0, SHAPE_WIDTH), z.reshape(0, LOOK_WIDTH if look else 0), np.zeros(0, np.int32),
+                 np.zeros(0, np.int64))
+
+
+def region_crops(gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``(R, LOOK_WIDTH)`` float32: the pixels of ``gray`` in each box (``(R, 4)`` x y w h, pixels), resized
+    to ``LOOK_SIZE`` (area averaging) and standardised per crop (mean 0, standard deviation 1; a flat
+    crop stays 0)."""
+    g = gray.astype(np.float32)
+    crops = np.stack([cv2.resize(g[y:y + h, x:x + w], LOOK_SIZE, interpolation=cv2.INTER_AREA)
+                      for x, y, w, h in boxes]).reshape(len(boxes), -1)
+    crops -= crops.mean(1, keepdims=True)
+    return crops / np.maximum(crops.std(1, keepdims=True), 1.0)
 
 
 def window_speeds(cfs: np.ndarray, history: int) -> np.ndarray:
