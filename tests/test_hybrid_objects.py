@@ -219,3 +219,21 @@ def test_a_run_with_shape_and_look_saves_loads_and_streams_alike(tmp_path):
     live = det.stream()
     out = [live.update(f)[0] for f in video]
     np.testing.assert_allclose(out[1:], unsmoothed.score(video)[1:], rtol=1e-5, atol=1e-5)
+
+
+def test_the_size_in_dynamics_is_the_region_s_or_the_neighbourhood_s():
+    """``dynamics_size``: ``region`` is the log area of the cell's region, which grows when walkers merge;
+    ``local`` the log number of moving cells around it, at most 9 whatever the region; ``none`` leaves it out."""
+    from vigil.models.hybrid.features import CellStream
+
+    gray = np.full((48, 64), 100, np.uint8)
+    cf = np.zeros((6, 8, 2), np.float32)
+    cf[1:4, 1:7] = (1.0, 0.0)                                # a 3 x 6 group walking right
+    sizes = {s: CellStream((64, 48), 8, tau=0.1, history=1, appearance=False, dynamics_size=s).describe(gray, cf)
+             for s in ("region", "local", "none")}
+    np.testing.assert_allclose(sizes["region"].dynamics[:, 2], np.log(18), rtol=1e-6)
+    local = np.exp(sizes["local"].dynamics[:, 2]).round().reshape(3, 6)
+    np.testing.assert_array_equal(local[1], [6, 9, 9, 9, 9, 6])
+    np.testing.assert_array_equal(local[0], [4, 6, 6, 6, 6, 4])
+    assert sizes["none"].dynamics.shape == (18, 2)
+    np.testing.assert_array_equal(sizes["none"].dynamics, sizes["region"].dynamics[:, :2])

@@ -16,7 +16,9 @@ Method (descriptors in :mod:`vigil.models.hybrid.features`):
    ``motion``: distance to the k nearest normal velocities (speed and direction), scene-wide;
    ``location``: negative log-likelihood of the cell's velocity under a Gaussian fitted at that cell
    (shrunk towards the scene-wide Gaussian where few normal samples passed there: a fixed camera);
-   ``dynamics``: distance to the k nearest normal (speed, change of velocity, region size);
+   ``dynamics``: distance to the k nearest normal (speed, change of velocity, region size;
+   ``dynamics_size`` ``local`` takes the moving cells of the 3x3 neighbourhood for the size, ``none``
+   no size);
    ``shape``: distance to the k nearest normal (log height, log width, centre row) of the cell's
    region: an object of another size or shape than the normal objects at that height of the frame;
    ``look``: how badly the principal components of normal regions' crops (gray pixels of the box at
@@ -81,6 +83,7 @@ from vigil.registry import register
 
 EVIDENCE = ("motion", "location", "dynamics", "shape", "look", "appearance")
 POOLING = ("objects", "cells")
+DYNAMICS_SIZES = ("region", "local", "none")
 _BANKS = {"motion": "velocity", "dynamics": "dynamics", "shape": "shape", "appearance": "appearance"}  # -> descriptor
 LOOK_VARIANCE = 0.9       # the look subspace keeps the principal components of 90% of normal crops' variance
 
@@ -116,6 +119,9 @@ class HybridConfig:
     track_frames: float = 0.0
     # neighbouring cells moving in opposite directions are not one region (walkers passing each other)
     split: bool = True
+    # the size in the dynamics descriptor: "region" (log area of the cell's region), "local" (log number
+    # of moving cells in its 3x3 neighbourhood: bounded, walkers merging do not grow it) or "none"
+    dynamics_size: str = "region"
     tail: float = 0.05            # exponential tail beyond the 95th percentile of held-out region scores
     box_p: float = 0.1            # boxes returned: regions rarer than 1 in 10 held-out normal regions
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
@@ -205,6 +211,8 @@ class Hybrid(Detector):
             raise VigilError(f"hybrid: flow_preset '{cfg.flow_preset}' is not one of {sorted(PRESETS)}")
         if cfg.calibration not in ("crossfit", "holdout"):
             raise VigilError(f"hybrid: calibration '{cfg.calibration}' is not one of ['crossfit', 'holdout']")
+        if cfg.dynamics_size not in DYNAMICS_SIZES:
+            raise VigilError(f"hybrid: dynamics_size '{cfg.dynamics_size}' is not one of {list(DYNAMICS_SIZES)}")
         if cfg.pooling not in POOLING:
             raise VigilError(f"hybrid: pooling '{cfg.pooling}' is not one of {list(POOLING)}")
 
@@ -341,7 +349,8 @@ class Hybrid(Detector):
     def _stream(self) -> CellStream:
         cfg = self.config
         return CellStream(self.size_, cfg.cell, self.tau_, cfg.history, cfg.flow_preset, cfg.flow_scale,
-                          appearance="appearance" in cfg.evidence, split=cfg.split, look="look" in cfg.evidence)
+                          appearance="appearance" in cfg.evidence, split=cfg.split, look="look" in cfg.evidence,
+                          dynamics_size=cfg.dynamics_size)
 
     # --- scoring ------------------------------------------------------------------------------
     # Per frame, ``z`` is the ``(N, E)`` calibrated evidence of its active cells (``Cells.idx`` order).
@@ -355,7 +364,8 @@ class Hybrid(Detector):
         s = self.row_scale_[cells.centre][:, None]
         if evidence == "motion":
             return (x / s).astype(np.float32)
-        return np.column_stack([x[:, :2] / s, x[:, 2:] - 2 * np.log(s)]).astype(np.float32)
+        area = x[:, 2:] - 2 * np.log(s) if self.config.dynamics_size == "region" else x[:, 2:]
+        return np.column_stack([x[:, :2] / s, area]).astype(np.float32)
 
     def _evidence(self, cells: Cells, calibrate: bool = True) -> np.ndarray:
         """``(N, E)`` evidence per active cell, in the order of ``config.evidence``."""
@@ -542,7 +552,8 @@ class Hybrid(Detector):
             raise ValueError(f"calibration has shape {self.calib_.shape} for evidence {list(self.config.evidence)}")
         n_cells = (self.size_[0] // self.config.cell) * (self.size_[1] // self.config.cell)
         expected = {"loc_mean": (n_cells, 2), "loc_icov": (n_cells, 2, 2), "loc_logdet": (n_cells,)}
-        widths = {"velocity": 2, "dynamics": 3, "shape": SHAPE_WIDTH, "appearance": APPEARANCE_WIDTH}
+        widths = {"velocity": 2, "dynamics": 2 if self.config.dynamics_size == "none" else 3, "shape": SHAPE_WIDTH,
+                  "appearance": APPEARANCE_WIDTH}
         for k in self.config.evidence:
             if k in _BANKS:
                 d = widths[_BANKS[k]]

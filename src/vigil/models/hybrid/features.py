@@ -10,7 +10,9 @@ Each active cell gets four descriptors:
   last ``history`` frames at that cell, in working pixels per frame;
 * **dynamics** ``(N, 3)``: its speed, how its motion changes (norm of the change of the cell's flow
   across the window, per frame) and how large the moving region it belongs to is (log area in cells
-  of its 8-connected component of active cells);
+  of its 8-connected component of active cells); with ``dynamics_size`` ``local``, the log number of active
+  cells in its 3x3 neighbourhood instead (bounded: walkers who merge into one region do not grow it),
+  with ``none`` ``(N, 2)``, no size at all;
 * **shape** ``(N, 3)``: what size and shape the moving region it belongs to has, and where: the log
   height and log width (in cells) of the region's box and the row of its centre. A ground-plane camera
   sees the same object smaller the higher it is in the frame, so sizes are compared with the normal
@@ -158,10 +160,11 @@ class CellStream:
     """
 
     def __init__(self, size: tuple[int, int], cell: int, tau: float, history: int = 3, preset: str = "fast",
-                 finest_scale: int = 1, appearance: bool = True, split: bool = False, look: bool = False):
+                 finest_scale: int = 1, appearance: bool = True, split: bool = False, look: bool = False,
+                 dynamics_size: str = "region"):
         self.w, self.h = size
         self.c, self.tau, self.history, self.appearance, self.split = cell, tau, history, appearance, split
-        self.look = look
+        self.look, self.dynamics_size = look, dynamics_size
         self.dis = cv2.DISOpticalFlow_create(PRESETS[preset])
         self.dis.setFinestScale(finest_scale)      # 0 = full working resolution, 1 = half, 2 = quarter
         self.gh, self.gw = self.h // cell, self.w // cell
@@ -190,13 +193,18 @@ class CellStream:
         active = speed > self.tau                                  # (Gh, Gw)
         idx = np.flatnonzero(active)
         if idx.size == 0:
-            return empty_cells(self.appearance, self.look)
+            return empty_cells(self.appearance, self.look, 2 if self.dynamics_size == "none" else 3)
         change = np.linalg.norm(self.flows[-1] - self.flows[0], axis=-1) / max(1, len(self.flows) - 1)
         _, labels, stats = moving_regions(active, v if self.split else None)
         lab = labels.ravel()[idx].astype(np.int32)
-        log_area = np.log(stats[lab, 4].astype(np.float32))
         centre = region_centres(stats)[lab]
-        dynamics = np.column_stack([speed.ravel()[idx], change.ravel()[idx], log_area]).astype(np.float32)
+        dynamics = [speed.ravel()[idx], change.ravel()[idx]]
+        if self.dynamics_size == "region":
+            dynamics.append(np.log(stats[lab, 4].astype(np.float32)))
+        elif self.dynamics_size == "local":
+            near = cv2.boxFilter(active.astype(np.float32), -1, (3, 3), normalize=False, borderType=cv2.BORDER_CONSTANT)
+            dynamics.append(np.log(near.ravel()[idx]))
+        dynamics = np.column_stack(dynamics).astype(np.float32)
         shape = np.column_stack([np.log(stats[lab, 3]), np.log(stats[lab, 2]), centre]).astype(np.float32)
         vel = v.reshape(-1, 2)[idx].astype(np.float32)
         look = (region_crops(gray, stats[1:, :4] * self.c)[lab - 1] if self.look
@@ -253,11 +261,11 @@ def cell_flows(gray: np.ndarray, cell: int, preset: str = "fast", finest_scale: 
     return np.stack([f for part in parts for f in part])
 
 
-def empty_cells(appearance: bool = True, look: bool = False) -> Cells:
+def empty_cells(appearance: bool = True, look: bool = False, dynamics_width: int = 3) -> Cells:
     z = np.zeros((0,), np.float32)
-    return Cells(np.zeros(0, np.int64), z.reshape(0, 2), z.reshape(0, 3), z.reshape(0, APPEARANCE_WIDTH if appearance else 0),
-                 z.reshape(0, SHAPE_WIDTH), z.reshape(0, LOOK_WIDTH if look else 0), np.zeros(0, np.int32),
-                 np.zeros(0, np.int64))
+    return Cells(np.zeros(0, np.int64), z.reshape(0, 2), z.reshape(0, dynamics_width),
+                 z.reshape(0, APPEARANCE_WIDTH if appearance else 0), z.reshape(0, SHAPE_WIDTH),
+                 z.reshape(0, LOOK_WIDTH if look else 0), np.zeros(0, np.int32), np.zeros(0, np.int64))
 
 
 def region_crops(gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
