@@ -44,6 +44,7 @@ def ablation() -> list[tuple[str, dict]]:
         (f"split {'off' if d.split else 'on'}", {"split": not d.split}),
         (f"perspective {'off' if d.perspective else 'on'}", {"perspective": not d.perspective}),
         *[(f"dynamics size {k}", {"dynamics_size": k}) for k in ("region", "local", "none") if k != d.dynamics_size],
+        *[(f"crowd counts {k}", {"crowd_count": k}) for k in ("regions", "objects") if k != d.crowd_count],
         ("calibration holdout (one held-out fifth)", {"calibration": "holdout"}),
         ("round 4's pick (tracked, neighbourhood 2; fails the synthetic camera)",
          dict(evidence=("motion", "dynamics"), track_frames=5.0, neighbourhood=2, split=True, perspective=False)),

@@ -44,7 +44,9 @@ Method (descriptors in :mod:`vigil.models.hybrid.features`):
    ``perspective`` (off by default) divides speeds by the normal speed of objects at the row of the
    region's centre, a line fitted to the training regions (:meth:`Hybrid._fit_perspective`).
 5. **Frame score** = the surprise of the frame's rarest region among its ``n`` regions,
-   ``-log(1 - (1 - p)^n)``, so a crowd of normal walkers does not raise it; 0 when nothing moves;
+   ``-log(1 - (1 - p)^n)``, so a crowd of normal walkers does not raise it (with ``crowd_count``
+   ``objects``, ``n`` counts a region of ``k`` times the median calibration region's area ``unit_`` as
+   ``k``: merged walkers are as many chances as apart); 0 when nothing moves;
    smoothed over time by a centred Gaussian (sigma 3 frames, cut at 2 sigma: the batch score of frame t
    waits for frame t+6). ``threshold_`` is the score that a share ``false_alarm_rate`` (1%) of the
    calibration footage's frames exceed. Maps paint each region with its own surprise ``-log p``;
@@ -84,6 +86,7 @@ from vigil.registry import register
 EVIDENCE = ("motion", "location", "dynamics", "shape", "look", "appearance")
 POOLING = ("objects", "cells")
 DYNAMICS_SIZES = ("region", "local", "none")
+CROWD_COUNTS = ("regions", "objects")
 _BANKS = {"motion": "velocity", "dynamics": "dynamics", "shape": "shape", "appearance": "appearance"}  # -> descriptor
 LOOK_VARIANCE = 0.9       # the look subspace keeps the principal components of 90% of normal crops' variance
 
@@ -122,6 +125,9 @@ class HybridConfig:
     # the size in the dynamics descriptor: "region" (log area of the cell's region), "local" (log number
     # of moving cells in its 3x3 neighbourhood: bounded, walkers merging do not grow it) or "none"
     dynamics_size: str = "region"
+    # what the crowd correction counts: "regions" (the frame's moving regions) or "objects" (the
+    # person-sized objects they hold: a region of k times the median calibration region's area counts k)
+    crowd_count: str = "regions"
     tail: float = 0.05            # exponential tail beyond the 95th percentile of held-out region scores
     box_p: float = 0.1            # boxes returned: regions rarer than 1 in 10 held-out normal regions
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
@@ -213,6 +219,8 @@ class Hybrid(Detector):
             raise VigilError(f"hybrid: calibration '{cfg.calibration}' is not one of ['crossfit', 'holdout']")
         if cfg.dynamics_size not in DYNAMICS_SIZES:
             raise VigilError(f"hybrid: dynamics_size '{cfg.dynamics_size}' is not one of {list(DYNAMICS_SIZES)}")
+        if cfg.crowd_count not in CROWD_COUNTS:
+            raise VigilError(f"hybrid: crowd_count '{cfg.crowd_count}' is not one of {list(CROWD_COUNTS)}")
         if cfg.pooling not in POOLING:
             raise VigilError(f"hybrid: pooling '{cfg.pooling}' is not one of {list(POOLING)}")
 
@@ -265,6 +273,8 @@ class Hybrid(Detector):
         per_video = {i: self._split(cells[i], (unseen[i] - med) / scale) for i in sorted(unseen)}
         regions = {i: self._regions_of(cells[i], zs) for i, zs in per_video.items()}
         self.regions_ = None
+        areas = [_areas(r) for v in regions.values() for r in v if r is not None]
+        self.unit_ = float(max(1.0, np.median(np.concatenate(areas)))) if areas else 1.0
         if cfg.pooling == "objects":
             per_region = [r.scores for v in regions.values() for r in v if r is not None]
             self.regions_ = RegionTails.fit(np.concatenate(per_region) if per_region
@@ -458,7 +468,9 @@ class Hybrid(Detector):
             return float(self._grid(cells, z.sum(1)).max())
         if regions is None:
             return self.rest_
-        return float(self.regions_.frame_score(self.regions_.log_p(regions.scores).min(), len(regions.scores)))
+        n = (len(regions.scores) if self.config.crowd_count == "regions"
+             else int(np.maximum(1, np.round(_areas(regions) / self.unit_)).sum()))
+        return float(self.regions_.frame_score(self.regions_.log_p(regions.scores).min(), n))
 
     def _cell_flows(self, gray: np.ndarray) -> np.ndarray | None:
         cfg = self.config
@@ -541,12 +553,16 @@ class Hybrid(Detector):
         return out
 
     def _fitted_meta(self) -> dict:
-        return {"size": list(self.size_), "tau": self.tau_, "floor": self.floor_, "threshold": self.threshold_}
+        return {"size": list(self.size_), "tau": self.tau_, "floor": self.floor_, "threshold": self.threshold_,
+                "unit": self.unit_}
 
     def _load_state_arrays(self, arrays: dict[str, np.ndarray], fitted: dict) -> None:
         self._check_config()
         self.size_ = tuple(int(x) for x in fitted["size"])
         self.tau_, self.floor_, self.threshold_ = (float(fitted[k]) for k in ("tau", "floor", "threshold"))
+        if "unit" not in fitted and self.config.crowd_count == "objects":
+            raise ValueError("no unit: the run was saved before the crowd_count setting (crowd_count regions)")
+        self.unit_ = float(fitted.get("unit", 1.0))
         self.calib_ = arrays["calib"]
         if self.calib_.shape != (2, len(self.config.evidence)):
             raise ValueError(f"calibration has shape {self.calib_.shape} for evidence {list(self.config.evidence)}")
@@ -702,6 +718,11 @@ def _region_stats(active: np.ndarray, speed: np.ndarray) -> tuple[np.ndarray, np
     keep = [r for r in range(1, n) if stats[r, 4] >= 2]
     return (region_centres(stats)[keep].astype(np.float64),
             np.array([np.median(speed[labels == r]) for r in keep], np.float64))
+
+
+def _areas(regions: "Regions") -> np.ndarray:
+    """``(R,)`` each region's area in cells."""
+    return np.bincount(regions.labels.ravel(), minlength=len(regions.scores) + 1)[1:].astype(np.float64)
 
 
 def _concat(cells: list[Cells]) -> Cells:
