@@ -69,6 +69,17 @@ def test_lists_and_numbers_keep_their_types():
     assert got == {"scales": (32, 48), "lr": 0.001, "epochs": 2}
 
 
+def test_lists_may_be_written_with_commas():
+    """``--set evidence=motion,dynamics`` is the list a user means, as ``["motion","dynamics"]`` is."""
+    hybrid, truesight = get_detector("hybrid"), get_detector("truesight")
+    assert model_settings(hybrid, ["evidence=motion, dynamics"]) == {"evidence": ("motion", "dynamics")}
+    assert model_settings(hybrid, ['evidence=["motion","look"]']) == {"evidence": ("motion", "look")}
+    assert model_settings(hybrid, ["evidence=motion"]) == {"evidence": ("motion",)}
+    assert model_settings(truesight, ["scales=32,48"]) == {"scales": (32, 48)}
+    with pytest.raises(VigilError, match=r"scales=32,x"):
+        model_settings(truesight, ["scales=32,x"])
+
+
 def test_a_negative_seed_is_refused(tmp_path, capsys):
     code = main(["train", "--model", "hybrid", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                  "--seed", "-1"])

@@ -4,7 +4,7 @@ naming the setting before any data is read.
 
 Types come from each setting's default: ``bool`` takes true/false/yes/no/1/0 (any case) and nothing
 else; ``int`` a whole number; ``float`` a finite number; ``str`` the text as given; ``tuple`` a JSON
-list (``[64,80,96]``) or a single value.
+list (``[64,80,96]``), comma-separated items (``64,80,96``, ``motion,dynamics``) or a single value.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def _value(key: str, text: Any, default: Any) -> Any:
     if isinstance(default, tuple):
         try:
             v = json.loads(text)
-        except json.JSONDecodeError:
-            v = text
+        except json.JSONDecodeError:                   # plain text: comma-separated items
+            v = [x.strip() for x in text.split(",")]
         v = v if isinstance(v, list) else [v]
         kind = type(default[0]) if default else None
         try:
