@@ -4,7 +4,7 @@ Shapes: ``H W`` the working frame size (pixels), ``c`` the cell size, ``Gh Gw`` 
 grid, ``N`` the active (moving) cells of one frame. A *cell* is a ``c x c`` block of the working
 frame; a cell is *active* when its mean flow speed is above the moving threshold ``tau``.
 
-Each active cell gets four descriptors:
+Each active cell gets five descriptors (the last two only when asked for):
 
 * **velocity** ``(N, 2)``: how it moves, ``vx vy`` (speed and direction): the flow averaged over the
   last ``history`` frames at that cell, in working pixels per frame;
