@@ -59,9 +59,6 @@ EVENT_KEYS = ("n_stretches", "n_detected", "median_delay_seconds", "mean_delay_s
               "anomalous_frames_in_events", "fps", "min_frames", "gap_frames", "smoothing")
 
 
-NEAR = 6   # frames: a centred Gaussian of sigma 3 cut at 2 sigma reaches this far
-
-
 def test_figures(videos, scores, threshold: float, *, fit_seconds: float, score_seconds: float,
                  groups: dict[str, list[str]] | None = None, fps: float = 10.0) -> dict:
     """The figures every detector benchmark reports on a labelled test set, as one dict.
@@ -76,7 +73,6 @@ def test_figures(videos, scores, threshold: float, *, fit_seconds: float, score_
     detected, delay, false alarm events per hour of normal footage, frames inside events; under
     ``"events"``); fit time, frames/s, peak RSS, the machine.
     """
-    from scipy.ndimage import binary_dilation
     from sklearn.metrics import average_precision_score, roc_auc_score
     from vigil.detector import machine_info
     from vigil.events import event_metrics
@@ -114,10 +110,6 @@ def test_figures(videos, scores, threshold: float, *, fit_seconds: float, score_
     y, s = pooled(names)
     n_frames = int(len(y))
     ev = event_metrics([sc[n] for n in names], [labels[n] for n in names], threshold, fps=fps, names=names)
-    # normal frames more than NEAR frames from any anomalous frame of their clip: what a smoothed score
-    # (hybrid's reaches 6 frames each way) cannot have carried over from a labelled stretch
-    far = np.concatenate([(binary_dilation(labels[n] == 1, np.ones(2 * NEAR + 1, bool)) == 0) & (labels[n] == 0)
-                          for n in names])
     return {
         "micro_auc_all": micro(names),
         **{f"micro_auc_{g}": micro(ns) for g, ns in groups.items()},
@@ -127,8 +119,10 @@ def test_figures(videos, scores, threshold: float, *, fit_seconds: float, score_
         "threshold": float(threshold),
         "normal_frames_above_threshold": float((s[y == 0] > threshold).mean()) if (y == 0).any() else float("nan"),
         "anomalous_frames_above_threshold": float((s[y == 1] > threshold).mean()) if (y == 1).any() else float("nan"),
-        "far_normal_frames": int(far.sum()),
-        "far_normal_frames_above_threshold": float((s[far] > threshold).mean()) if far.any() else float("nan"),
+        # normal frames more than 6 frames from any anomalous one of their clip: a smoothed score
+        # (hybrid's reaches 6 frames each way) cannot have carried a labelled stretch's score there
+        "near_frames": ev.near_frames, "far_normal_frames": ev.far_normal_frames,
+        "far_normal_frames_above_threshold": ev.far_normal_frames_above_threshold,
         "n_frames": n_frames, "n_anomalous": int(y.sum()), "n_clips": len(names),
         "events": {k: getattr(ev, k) for k in EVENT_KEYS},
         "per_clip": per_clip,
@@ -152,7 +146,7 @@ def print_test_figures(title: str, fig: dict) -> None:
     print(f"normal frames above threshold_                 {100 * fig['normal_frames_above_threshold']:.1f}%")
     print(f"anomalous frames above threshold_              {100 * fig['anomalous_frames_above_threshold']:.1f}%")
     if "far_normal_frames" in fig:
-        print(f"normal frames > {NEAR} frames from any anomalous one: {fig['far_normal_frames']}, above threshold_ "
+        print(f"normal frames > {fig['near_frames']} frames from any anomalous one: {fig['far_normal_frames']}, above threshold_ "
               f"{100 * fig['far_normal_frames_above_threshold']:.1f}%")
     ev = fig.get("events")
     if ev:

@@ -244,20 +244,19 @@ def synthetic_false_alarms(cls, settings: dict, corridors: tuple[int, ...] = (0,
     smoothing cannot have carried an anomaly's score over."""
     import tempfile
 
-    from scipy.ndimage import binary_dilation
     from vigil.data import load_dataset
     from vigil.data.synthetic import generate
+    from vigil.events import event_metrics
 
-    flagged, far = [], []
+    excess, labels = [], []                        # scores over each corridor's own threshold_
     for corridor in corridors:
         with tempfile.TemporaryDirectory() as tmp:
             ds = load_dataset(generate(Path(tmp), seed=corridor))
             det = cls(progress=False, **settings).fit(ds.train)
-            for v in ds.test:
-                above, y = det.score(v) > det.threshold_, np.asarray(v.labels)
-                flagged.append(above[y == 0])
-                far.append(above[(y == 0) & ~binary_dilation(y == 1, np.ones(13, bool))])
-    return {"all": float(np.mean(np.concatenate(flagged))), "far": float(np.mean(np.concatenate(far)))}
+            excess += [det.score(v) - det.threshold_ for v in ds.test]
+            labels += [np.asarray(v.labels) for v in ds.test]
+    ev = event_metrics(excess, labels, 0.0)
+    return {"all": ev.normal_frames_above_threshold, "far": ev.far_normal_frames_above_threshold}
 
 
 def judge(det, group: list[np.ndarray], rng, wide: bool = False) -> dict:

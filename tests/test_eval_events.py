@@ -163,3 +163,18 @@ def test_the_benchmarks_test_figures_report_the_events_at_the_threshold(capsys):
         "median_delay_seconds"] == pytest.approx(0.2)
     print_test_figures("t", fig)
     assert "anomalous stretches detected                 2 / 2" in capsys.readouterr().out
+
+
+def test_normal_frames_far_from_any_anomaly_are_counted_apart():
+    """A normal frame within ``near_frames`` of an anomalous one of its video may carry the anomaly's
+    smoothed score; the far share counts only the others (hand-computed here)."""
+    y = np.zeros(30, int)
+    y[10:15] = 1                                   # anomalous frames 10-14: near are 4-9 and 15-20
+    s = np.zeros(30)
+    s[[8, 16, 25]] = 1.0                           # two near normal frames above, one far one
+    ev = event_metrics([s, np.zeros(12)], [y, np.zeros(12, int)], 0.5, near_frames=6)
+    assert ev.far_normal_frames == 13 + 12         # 0-3 and 21-29 of the first video, all of the second
+    assert ev.far_normal_frames_above_threshold == pytest.approx(1 / 25)
+    assert ev.normal_frames_above_threshold == pytest.approx(3 / 37)
+    assert event_metrics([s], [y], 0.5, near_frames=0).far_normal_frames == 25
+    assert "(of 25;" in ev.table()

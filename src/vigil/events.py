@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.ndimage import binary_dilation
 
 from vigil.errors import VigilError
 
@@ -180,6 +181,9 @@ class EventMetrics:
     anomalous_frames_above_threshold: float
     normal_frames_in_events: float           # shares of frames inside an event's start..end
     anomalous_frames_in_events: float
+    near_frames: int                         # a normal frame this close to an anomalous one is "near"
+    far_normal_frames: int                   # normal frames more than near_frames from any anomalous one
+    far_normal_frames_above_threshold: float  # ... and the share of them above the threshold
     stretches: list[dict] = field(default_factory=list)  # {video, first, last, detected, delay_frames}
     events: list[dict] = field(default_factory=list)     # {video, start_frame, end_frame, raised_frame, ...}
 
@@ -203,6 +207,9 @@ class EventMetrics:
              f"{pct(self.normal_frames_in_events)}"),
             (f"anomalous frames above threshold / inside events   {pct(self.anomalous_frames_above_threshold)} / "
              f"{pct(self.anomalous_frames_in_events)}"),
+            (f"normal frames > {self.near_frames} frames from any anomalous one    "
+             f"{pct(self.far_normal_frames_above_threshold)} above threshold (of {self.far_normal_frames}; "
+             f"a centred smoothing carries an anomaly's score to the frames beside it)"),
         ])
 
 
@@ -224,19 +231,22 @@ def _share(flags: np.ndarray, where: np.ndarray) -> float:
 
 def event_metrics(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray], threshold: float, *,
                   fps: float = 10.0, min_frames: int = 3, gap_frames: int = 5, smooth: bool = True,
-                  names: Sequence[str] | None = None) -> EventMetrics:
+                  names: Sequence[str] | None = None, near_frames: int = 6) -> EventMetrics:
     """Event figures of per-video ``(T,)`` scores against ``(T,)`` 0/1 labels at ``threshold``.
 
     Events come from :func:`alert_events` (the rule of ``vigil watch``); each video is scored on its
     own (no event crosses from one video into the next). ``names`` label the videos in the
-    per-stretch and per-event lists (default ``"0"``, ``"1"``, ...).
+    per-stretch and per-event lists (default ``"0"``, ``"1"``, ...). Normal frames more than
+    ``near_frames`` from any anomalous frame of their video are counted apart (``far_normal_*``): a
+    threshold's false alarms there cannot come from a smoothing that carries an anomaly's score over
+    (6: hybrid's centred Gaussian, sigma 3 cut at 2 sigma).
     """
     check_rule(threshold, fps, min_frames, gap_frames)
     if len(scores) != len(labels):
         raise VigilError(f"{len(scores)} score arrays for {len(labels)} label arrays")
     names = [str(i) for i in range(len(scores))] if names is None else list(names)
     stretches, events, delays = [], [], []
-    flags_above, flags_in, ys = [], [], []
+    flags_above, flags_in, ys, fars = [], [], [], []
     for name, s, y in zip(names, scores, labels):
         s, y = np.asarray(s, dtype=np.float64).reshape(-1), np.asarray(y).reshape(-1)
         if len(s) != len(y):
@@ -266,9 +276,11 @@ def event_metrics(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray], th
         flags_above.append(s > threshold)
         flags_in.append(inside)
         ys.append(y)
+        fars.append(~y & ~binary_dilation(y, np.ones(2 * near_frames + 1, bool)) if y.any() else ~y)
     y = np.concatenate(ys) if ys else np.zeros(0, bool)
     above = np.concatenate(flags_above) if ys else np.zeros(0, bool)
     inside = np.concatenate(flags_in) if ys else np.zeros(0, bool)
+    far = np.concatenate(fars) if ys else np.zeros(0, bool)
     n_fa = sum(e["false_alarm"] for e in events)
     hours = float((~y).sum()) / fps / 3600.0
     d = np.asarray(delays, dtype=np.float64)
@@ -285,5 +297,7 @@ def event_metrics(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray], th
         false_alarms_per_hour=n_fa / hours if hours > 0 else nan,
         normal_frames_above_threshold=_share(above, ~y), anomalous_frames_above_threshold=_share(above, y),
         normal_frames_in_events=_share(inside, ~y), anomalous_frames_in_events=_share(inside, y),
+        near_frames=int(near_frames), far_normal_frames=int(far.sum()),
+        far_normal_frames_above_threshold=_share(above, far),
         stretches=stretches, events=events,
     )
