@@ -276,7 +276,7 @@ def event_metrics(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray], th
         flags_above.append(s > threshold)
         flags_in.append(inside)
         ys.append(y)
-        fars.append(~y & ~binary_dilation(y, np.ones(2 * near_frames + 1, bool)) if y.any() else ~y)
+        fars.append(~binary_dilation(y, np.ones(2 * near_frames + 1, bool)))   # normal, and not near
     y = np.concatenate(ys) if ys else np.zeros(0, bool)
     above = np.concatenate(flags_above) if ys else np.zeros(0, bool)
     inside = np.concatenate(flags_in) if ys else np.zeros(0, bool)
