@@ -258,3 +258,39 @@ def test_the_crowd_correction_can_count_person_sized_objects(tmp_path):
     by_regions.__dict__.update({k: v for k, v in det.__dict__.items() if k.endswith("_")})
     assert by_regions._frame_value(None, None, regions) == RegionTails.frame_score(lp, 2)
     assert Hybrid.load(det.save(tmp_path / "run")).unit_ == det.unit_
+
+
+def test_a_video_s_own_crowd_holds_both_halves_walkers():
+    """``self_crowd``: the first half of a video with the moving pixels of its second half laid over it;
+    the still scene stays as it was; a video too short for two halves gives none."""
+    from vigil.models.hybrid.features import self_crowd
+
+    gray = np.full((20, 30, 40), 100, np.uint8)
+    for t in range(20):
+        x = t if t < 10 else 20 + (t - 10)
+        gray[t, 5:15, x:x + 4] = 20                          # one walker in each half, at other places
+    out = self_crowd(gray)
+    assert out.shape == (10, 30, 40)
+    for t in range(10):
+        assert (out[t, 5:15, t:t + 4] == 20).all()             # its own walker
+        assert (out[t, 5:15, 20 + t:24 + t] == 20).all()       # the second half's walker at frame 10 + t
+    assert (out[:, 20:, :] == 100).all()
+    assert self_crowd(gray[:15]) is None
+
+
+def test_normal_crowds_made_from_sparse_training_footage_lower_false_alarms_in_a_crowd():
+    """Trained on videos of one walker each, a scene of six walkers is new normal footage that a normality
+    of single walkers finds odd; with ``crowds``, the training videos' own crowds are normal footage too,
+    so the threshold flags fewer of its frames, while a fast object is still found."""
+    flagged = {False: [], True: []}
+    for seed in (1, 2, 3, 4):
+        rng = np.random.default_rng(seed)
+        train = [scene(rng, 1)[0] for _ in range(4)]
+        test = np.random.default_rng(40)
+        dense = [scene(test, 6)[0] for _ in range(4)]
+        odd, truth = scene(np.random.default_rng(1), 3, odd=(20, 45), odd_speed=3.0)
+        for crowds in flagged:
+            det = Hybrid(bank_size=2000, crowds=crowds).fit(train)
+            flagged[crowds].append(np.mean(np.concatenate([det.score(v) for v in dense]) > det.threshold_))
+            assert roc_auc_score([b is not None for b in truth], det.score(odd)) > 0.85, (seed, crowds)
+    assert np.mean(flagged[True]) < 0.8 * np.mean(flagged[False]), flagged

@@ -78,8 +78,8 @@ from vigil import scoring, training
 from vigil.detector import Detector, Input
 from vigil.errors import VigilError
 from vigil.models.hybrid.features import (APPEARANCE_WIDTH, LOOK_WIDTH, SHAPE_WIDTH, Cells, CellStream, PRESETS, cell_flows,
-                                          empty_cells, moving_regions, region_centres, region_stats, window_speeds,
-                                          working_size)
+                                          empty_cells, moving_regions, region_centres, region_stats, self_crowd,
+                                          window_speeds, working_size)
 from vigil.models.knn import KnnBank
 from vigil.registry import register
 
@@ -128,6 +128,10 @@ class HybridConfig:
     # what the crowd correction counts: "regions" (the frame's moving regions) or "objects" (the
     # person-sized objects they hold: a region of k times the median calibration region's area counts k)
     crowd_count: str = "regions"
+    # normal crowds made from the training footage: each training video's first half with the moving
+    # pixels of its second half laid over it (twice the walkers, each of them normal) is normal footage
+    # too, for the normality and its calibration (see Hybrid._fit and features.self_crowd)
+    crowds: bool = False
     tail: float = 0.05            # exponential tail beyond the 95th percentile of held-out region scores
     box_p: float = 0.1            # boxes returned: regions rarer than 1 in 10 held-out normal regions
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
@@ -205,7 +209,7 @@ class Hybrid(Detector):
     maps_on_score_scale = True
     #: run folders saved before these settings existed were fitted with the cell version
     legacy_settings = {"pooling": "cells", "calibration": "holdout", "perspective": False, "track_frames": 0.0,
-                       "split": False}
+                       "split": False, "crowds": False}
 
     # --- fitting ------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -240,12 +244,21 @@ class Hybrid(Detector):
                              "consecutive frames in a video")
         if sum(len(g) for g in grays) < 3:
             raise VigilError(f"hybrid: training videos hold {sum(len(g) for g in grays)} frames; need at least 3")
+        n_real = len(grays)
+        if cfg.crowds:        # a video's crowd is calibrated with it: by a normality that saw neither
+            made = {i: self_crowd(g) for i, g in enumerate(grays)}
+            made = {i: c for i, c in made.items() if c is not None}
+            for j, i in enumerate(made):
+                for g in groups:                  # (holdout: a video fitting the normality is in none)
+                    if i in g:
+                        g.add(n_real + j)
+            grays = list(grays) + list(made.values())
         # Pass 1, flow: the moving threshold comes from the training footage itself.
         self.tau_ = 0.0
         # under torchrun each process takes a share of the videos and every process gets all results;
         # each then fits the (cheap, deterministic) banks and calibration from the same features
         flows = training.map_sharded(lambda i: self._cell_flows(grays[i]), len(grays))
-        speeds = np.concatenate([window_speeds(f, cfg.history).ravel() for f in flows if f is not None])
+        speeds = np.concatenate([window_speeds(f, cfg.history).ravel() for f in flows[:n_real] if f is not None])
         # Most cells of a fixed camera are static, so the median window speed is the flow noise; for
         # 2-D Gaussian noise (Rayleigh speed) 3x the median is exceeded by ~0.2% of static cells.
         self.tau_ = float(max(cfg.tau_factor * np.median(speeds), 1e-3))

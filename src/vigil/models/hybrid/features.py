@@ -287,3 +287,20 @@ def window_speeds(cfs: np.ndarray, history: int) -> np.ndarray:
     lo = np.maximum(0, t - history)
     v = (csum[t] - csum[lo]) / (t - lo)[:, None, None, None]
     return np.linalg.norm(v, axis=-1)
+
+
+def self_crowd(gray: np.ndarray, thr: float = 25.0, min_frames: int = 8) -> np.ndarray | None:
+    """``(T, H, W)`` uint8 normal frames -> ``(T // 2, H, W)``: the first half with the moving pixels of
+    the second half (those further than ``thr`` gray levels from the video's median frame, the still
+    scene) laid over it, frame by frame: the same scene with twice the walkers, each of them walking as
+    normal walkers do, partly hiding one another. ``None`` for a video under ``2 * min_frames`` frames
+    (too short to have a still scene and two halves)."""
+    half = len(gray) // 2
+    if half < min_frames:
+        return None
+    still = np.median(gray, axis=0)
+    over = gray[half:2 * half]
+    moving = np.abs(over.astype(np.float32) - still) > thr
+    out = gray[:half].copy()
+    out[moving] = over[moving]
+    return out
