@@ -6,6 +6,9 @@ the threshold's share of normal and anomalous frames: ``common.test_figures``), 
 speed and peak memory, the machine, the RBDC of the boxes, and an ablation: the defaults with one
 thing changed at a time (each kind of evidence alone, other fusions, no tracking, the neighbourhood,
 split, perspective, the calibration), then the versions before (each fitted and calibrated on its own).
+The few-video regime (skip with ``--no-few``): the defaults fitted on two training videos alone, four
+pairs spread over the training set (:data:`FEW_PAIRS`), each scored on every test clip, as a camera
+with two short normal videos would be; ``--few-set KEY=VALUE`` runs it for one variant too.
 
 Speed is measured two ways, both on one process:
 
@@ -14,6 +17,7 @@ Speed is measured two ways, both on one process:
 * **end to end**: the same from the dataset's image files with the frame cache off (decode included).
 
     .venv/bin/python benchmarks/bench_hybrid.py [--data PATH] [--seed S] [--json out.json] [--no-ablation]
+        [--no-few] [--few-set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ def ablation() -> list[tuple[str, dict]]:
         (f"perspective {'off' if d.perspective else 'on'}", {"perspective": not d.perspective}),
         *[(f"dynamics size {k}", {"dynamics_size": k}) for k in ("region", "local", "none") if k != d.dynamics_size],
         *[(f"crowd counts {k}", {"crowd_count": k}) for k in ("regions", "objects") if k != d.crowd_count],
+        (f"own crowds {'off' if d.crowds else 'on'}", {"crowds": not d.crowds}),
         ("calibration holdout (one held-out fifth)", {"calibration": "holdout"}),
         ("round 4's pick (tracked, neighbourhood 2; fails the synthetic camera)",
          dict(evidence=("motion", "dynamics"), track_frames=5.0, neighbourhood=2, split=True, perspective=False)),
@@ -80,6 +85,34 @@ def evaluate(ds, settings: dict | None = None, seed: int = 0) -> dict:
             "threshold": det.threshold_, "frame_size": list(arrays[0].shape[1:3][::-1]), "det": det}
 
 
+#: the few-video regime: pairs of training videos, spread over the training set, each fitted alone (a
+#: camera with two short normal videos, as a new user's often is)
+FEW_PAIRS = ((0, 1), (4, 5), (8, 9), (12, 13))
+
+
+def few_videos(ds, settings: dict | None = None, seed: int = 0) -> list[dict]:
+    """Per pair of :data:`FEW_PAIRS` (those the dataset holds): fit on those two training videos alone and
+    score the whole test set; the test figures of each."""
+    import dataclasses
+
+    out = []
+    for pair in FEW_PAIRS:
+        if max(pair) < len(ds.train):
+            r = evaluate(dataclasses.replace(ds, train=[ds.train[i] for i in pair]), settings, seed)
+            r.pop("det")
+            out.append({"train": [ds.train[i].name for i in pair], **r})
+    return out
+
+
+def print_few(name: str, rows: list[dict]) -> None:
+    for r in rows:
+        f = r["figures"]
+        print(f"{name:<40} trained on {'+'.join(r['train']):<8} {f['micro_auc_all']:7.4f} "
+              f"{f.get('micro_auc_01-06', float('nan')):7.4f} {f.get('micro_auc_07-12', float('nan')):7.4f} "
+              f"{f['macro_auc']:7.4f} {100 * f['normal_frames_above_threshold']:9.1f}% "
+              f"{100 * f['far_normal_frames_above_threshold']:7.1f}%", flush=True)
+
+
 def boxes_rbdc(det, ds) -> float:
     """RBDC (alpha 0.1, false positives per frame 0..1) of the detector's boxes against the pixel masks."""
     from vigil.regions import rbdc
@@ -112,6 +145,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the results here as JSON")
     ap.add_argument("--no-ablation", action="store_true", help="skip the per-evidence ablation")
     ap.add_argument("--seed", type=int, default=0, help="seed of the kNN banks' subsample (default %(default)s)")
+    ap.add_argument("--no-few", action="store_true", help="skip the few-video regime (fits on two training videos)")
+    ap.add_argument("--few-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="also run the few-video regime with this setting changed (repeatable; one variant)")
     args = ap.parse_args(argv)
     ds = load_dataset(args.data)
     if not ds.has_labels:
@@ -141,6 +177,17 @@ def main(argv=None) -> int:
     print_test_figures(f"hybrid, seed {args.seed}", main_run["figures"])
     main_run["load_average_1min"] = os.getloadavg()[0]
     results = {"data": str(args.data), "machine": machine, "hybrid": main_run, "ablation": []}
+    if not args.no_few:
+        print("\nfew videos: fitted on two training videos alone, scored on every test clip "
+              "(micro all, 01-06, 07-12, macro, normal>thr, far>thr)")
+        results["few"] = {"defaults": few_videos(ds, seed=args.seed)}
+        print_few("the defaults", results["few"]["defaults"])
+        if args.few_set:
+            from vigil.models.hybrid import Hybrid
+            from vigil.settings import model_settings
+            over = model_settings(Hybrid, args.few_set)
+            results["few"][" ".join(args.few_set)] = rows = few_videos(ds, over, seed=args.seed)
+            print_few(" ".join(args.few_set), rows)
     if not args.no_ablation:
         print("\nablation (each variant fitted and calibrated on its own, same seed; micro = raw scores pooled;"
               " 'normal>thr' = share of normal test frames above the variant's threshold_; 'far>thr' the same"

@@ -32,7 +32,11 @@ Method (descriptors in :mod:`vigil.models.hybrid.features`):
    not see, and the calibration sees the spread of all of them. (A single held-out fifth, the version
    before, set a threshold that flagged 18% of unseen normal training videos; cross-fitted, 1%:
    ``benchmarks/select_hybrid.py``.) Each evidence becomes a robust z-score (median and MAD of its
-   values on those cells). The kept normality is then fitted on every training video.
+   values on those cells). The kept normality is then fitted on every training video. With ``crowds``
+   (off by default), each training video's own crowd (:func:`~vigil.models.hybrid.features.self_crowd`:
+   its first half with its second half's moving pixels laid over it) is one more normal video, in its
+   video's calibration group: walkers passing and hiding one another are normal, and a few sparse
+   training videos need not show it.
 4. **Regions.** A frame's moving regions are its 8-connected groups of active cells; with ``split``,
    neighbouring cells moving in opposite directions are not joined (walkers passing each other are
    two regions). A region's score for one evidence is its most unusual ``neighbourhood`` x
