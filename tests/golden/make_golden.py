@@ -24,7 +24,7 @@ SETTINGS = {
     # the version the references were written with (issue 13 changed the defaults; the old run folder
     # loads as this through Hybrid.legacy_settings)
     "hybrid": {"pooling": "cells", "evidence": ["motion", "location"], "calibration": "holdout", "perspective": False,
-               "neighbourhood": 3, "track_frames": 0.0, "split": False},
+               "neighbourhood": 3, "track_frames": 0.0, "split": False, "crowds": False},
 }
 
 

@@ -16,9 +16,9 @@ Method (descriptors in :mod:`vigil.models.hybrid.features`):
    ``motion``: distance to the k nearest normal velocities (speed and direction), scene-wide;
    ``location``: negative log-likelihood of the cell's velocity under a Gaussian fitted at that cell
    (shrunk towards the scene-wide Gaussian where few normal samples passed there: a fixed camera);
-   ``dynamics``: distance to the k nearest normal (speed, change of velocity, region size;
-   ``dynamics_size`` ``local`` takes the moving cells of the 3x3 neighbourhood for the size, ``none``
-   no size);
+   ``dynamics``: distance to the k nearest normal (speed, change of velocity; with ``dynamics_size``
+   ``region`` also the log size of the cell's region, with ``local`` the moving cells of its 3x3
+   neighbourhood; the default since selection round 13, ``none``, has no size);
    ``shape``: distance to the k nearest normal (log height, log width, centre row) of the cell's
    region: an object of another size or shape than the normal objects at that height of the frame;
    ``look``: how badly the principal components of normal regions' crops (gray pixels of the box at
@@ -33,7 +33,7 @@ Method (descriptors in :mod:`vigil.models.hybrid.features`):
    before, set a threshold that flagged 18% of unseen normal training videos; cross-fitted, 1%:
    ``benchmarks/select_hybrid.py``.) Each evidence becomes a robust z-score (median and MAD of its
    values on those cells). The kept normality is then fitted on every training video. With ``crowds``
-   (off by default), each training video's own crowd (:func:`~vigil.models.hybrid.features.self_crowd`:
+   (on by default since selection round 13), each training video's own crowd (:func:`~vigil.models.hybrid.features.self_crowd`:
    its first half with its second half's moving pixels laid over it) is one more normal video, in its
    video's calibration group: walkers passing and hiding one another are normal, and a few sparse
    training videos need not show it.
@@ -127,15 +127,17 @@ class HybridConfig:
     # neighbouring cells moving in opposite directions are not one region (walkers passing each other)
     split: bool = True
     # the size in the dynamics descriptor: "region" (log area of the cell's region), "local" (log number
-    # of moving cells in its 3x3 neighbourhood: bounded, walkers merging do not grow it) or "none"
-    dynamics_size: str = "region"
+    # of moving cells in its 3x3 neighbourhood: bounded, walkers merging do not grow it) or "none" (the
+    # default since selection round 13, with crowds; runs saved before this setting load as "region")
+    dynamics_size: str = "none"
     # what the crowd correction counts: "regions" (the frame's moving regions) or "objects" (the
     # person-sized objects they hold: a region of k times the median calibration region's area counts k)
     crowd_count: str = "regions"
     # normal crowds made from the training footage: each training video's first half with the moving
     # pixels of its second half laid over it (twice the walkers, each of them normal) is normal footage
-    # too, for the normality and its calibration (see Hybrid._fit and features.self_crowd)
-    crowds: bool = False
+    # too, for the normality and its calibration (see Hybrid._fit and features.self_crowd); on since
+    # selection round 13 (benchmarks/select_hybrid.py), runs saved before it load as false
+    crowds: bool = True
     tail: float = 0.05            # exponential tail beyond the 95th percentile of held-out region scores
     box_p: float = 0.1            # boxes returned: regions rarer than 1 in 10 held-out normal regions
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
@@ -213,7 +215,7 @@ class Hybrid(Detector):
     maps_on_score_scale = True
     #: run folders saved before these settings existed were fitted with the cell version
     legacy_settings = {"pooling": "cells", "calibration": "holdout", "perspective": False, "track_frames": 0.0,
-                       "split": False, "crowds": False}
+                       "split": False, "crowds": False, "dynamics_size": "region"}
 
     # --- fitting ------------------------------------------------------------------------------
     def _check_config(self) -> None:
