@@ -38,7 +38,9 @@ def ablation() -> list[tuple[str, dict]]:
     from vigil.models.hybrid.detector import HybridConfig
 
     d = HybridConfig()
-    before = dict(evidence=("motion",), track_frames=0.0, neighbourhood=3, split=False, perspective=False)
+    # the versions before: the settings they had, including those added since (no own crowds, the region size)
+    was = dict(crowds=False, dynamics_size="region")
+    before = dict(was, evidence=("motion",), track_frames=0.0, neighbourhood=3, split=False, perspective=False)
     return [(f"{e} alone", {"evidence": (e,)}) for e in ("motion", "dynamics", "location", "shape", "look",
                                                            "appearance")] + [
         (f"{'+'.join(d.evidence)}+{e}", {"evidence": tuple(d.evidence) + (e,)})
@@ -52,7 +54,9 @@ def ablation() -> list[tuple[str, dict]]:
         (f"own crowds {'off' if d.crowds else 'on'}", {"crowds": not d.crowds}),
         ("calibration holdout (one held-out fifth)", {"calibration": "holdout"}),
         ("round 4's pick (tracked, neighbourhood 2; fails the synthetic camera)",
-         dict(evidence=("motion", "dynamics"), track_frames=5.0, neighbourhood=2, split=True, perspective=False)),
+         dict(was, evidence=("motion", "dynamics"), track_frames=5.0, neighbourhood=2, split=True, perspective=False)),
+        ("motion+dynamics / split, region size, no own crowds (the default of rounds 5-12)",
+         dict(was, evidence=("motion", "dynamics"), split=True)),
         ("motion / objects / 3x3, untracked (the default of the first round)", before),
         ("motion / cells", dict(before, pooling="cells")),
         ("motion+location / cells / holdout (before #13)",
