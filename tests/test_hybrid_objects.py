@@ -295,3 +295,26 @@ def test_normal_crowds_made_from_sparse_training_footage_lower_false_alarms_in_a
             flagged[crowds].append(np.mean(np.concatenate([det.score(v) for v in dense]) > det.threshold_))
             assert roc_auc_score([b is not None for b in truth], det.score(odd)) > 0.85, (seed, crowds)
     assert np.mean(flagged[True]) < 0.8 * np.mean(flagged[False]), flagged
+
+
+def test_a_run_saved_before_own_crowds_and_dynamics_size_loads_as_it_was_fitted(tmp_path):
+    """Runs saved before ``crowds`` and ``dynamics_size`` existed were fitted without the crowds and with
+    the region size in ``dynamics``; today's defaults are the other way, and such a run still loads as it
+    was fitted (its dynamics bank has three columns) and scores as before."""
+    import json
+
+    from vigil import load
+
+    det = Hybrid(bank_size=2000, crowds=False, dynamics_size="region").fit(_train(4, seed=5))
+    assert det.banks_["dynamics"].bank.shape[1] == 3
+    run = det.save(tmp_path / "run")
+    cfg_file = run / "config.json"
+    saved = json.loads(cfg_file.read_text())
+    for key in ("crowds", "dynamics_size"):
+        del saved["config"][key]
+    cfg_file.write_text(json.dumps(saved))
+    old = load(run)
+    assert old.config.crowds is False and old.config.dynamics_size == "region"
+    video = scene(np.random.default_rng(6), 3)[0]
+    np.testing.assert_allclose(old.score(video), det.score(video), rtol=1e-6)
+    assert Hybrid().config.crowds and Hybrid().config.dynamics_size == "none"
