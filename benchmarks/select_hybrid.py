@@ -450,6 +450,21 @@ def rule_13(results: dict[str, dict], incumbent: str) -> str:
     return best
 
 
+def few_regime(cls, over: dict, seed: int, train: list[np.ndarray], groups: list[list[int]], pairs) -> dict:
+    """The few-video regime judged on pseudo-anomalies: per fold, :func:`judge` of a fit on each of
+    ``pairs(group)`` (lists of training videos) on the group, averaged over the fits, then over the folds
+    (``few_`` + each figure of :func:`judge`, and the pooled AUC and unseen share per fold)."""
+    per_fold = []
+    for g in groups:
+        rows = [judge(cls(seed=seed, progress=False, **over).fit([train[i] for i in pair]),
+                      [train[i] for i in g], np.random.default_rng(1234), wide=True, glide=True) for pair in pairs(g)]
+        per_fold.append({k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k.startswith(("fa_", "auc_"))})
+    out = {f"few_{k}": float(np.mean([f[k] for f in per_fold])) for k in per_fold[0]}
+    out["few_auc_pooled_per_fold"] = [f["auc_pooled"] for f in per_fold]
+    out["few_fa_unseen_per_fold"] = [f["fa_unseen"] for f in per_fold]
+    return out
+
+
 def few_pairs(n_videos: int, group: list[int]) -> list[list[int]]:
     """Round 13's few-video fits for one fold: of the training videos outside ``group`` (in order), the first
     two and the last two, so that the pairs come from both ends of the training set (round 12 took the
@@ -487,15 +502,7 @@ def round_13(args, cls, train, groups, machine_info) -> None:
             res["auc_pooled_per_fold"] = [r["auc_pooled"] for r in rows]
             syn = synthetic_false_alarms(cls, dict(seed=args.seed, **over), CORRIDORS)
             res["fa_synthetic"], res["fa_synthetic_far"] = syn["all"], syn["far"]
-        per_fold = []
-        for g in groups:
-            rows = [judge(cls(seed=args.seed, progress=False, **over).fit([train[i] for i in pair]),
-                          [train[i] for i in g], np.random.default_rng(1234), wide=True, glide=True)
-                    for pair in few_pairs(len(train), g)]
-            per_fold.append({k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k.startswith(("fa_", "auc_"))})
-        res.update({f"few_{k}": float(np.mean([f[k] for f in per_fold])) for k in per_fold[0]})
-        res["few_auc_pooled_per_fold"] = [f["auc_pooled"] for f in per_fold]
-        res["few_fa_unseen_per_fold"] = [f["fa_unseen"] for f in per_fold]
+        res.update(few_regime(cls, over, args.seed, train, groups, lambda g: few_pairs(len(train), g)))
         res["seconds"] = time.perf_counter() - t0
         results[name] = res
         print(f"{name:<64} twelve videos: unseen {100 * res['fa_unseen']:.1f}%, crowd {100 * res['fa_crowd']:.1f}%, "
@@ -520,14 +527,9 @@ def few_judge(args, cls, train, groups, machine_info) -> None:
     measured = json.loads((Path(__file__).resolve().parent / "results_select_hybrid_round11.json").read_text())
     results = {}
     for name, over in round_candidates(11).items():
-        rows = []
-        for g in groups:
-            det = cls(seed=args.seed, progress=False, **over).fit(
-                [train[i] for i in range(len(train)) if i not in g][:FEW_VIDEOS])
-            rows.append(judge(det, [train[i] for i in g], np.random.default_rng(1234), wide=True, glide=True))
         res = dict(measured["results"][name])
-        res.update({f"few_{k}": float(np.mean([r[k] for r in rows])) for k in rows[0] if k.startswith(("fa_", "auc_"))})
-        res["few_auc_pooled_per_fold"] = [r["auc_pooled"] for r in rows]
+        res.update(few_regime(cls, over, args.seed, train, groups,
+                              lambda g: [[i for i in range(len(train)) if i not in g][:FEW_VIDEOS]]))
         results[name] = res
         print(f"{name:<66} twelve videos: pooled {res['auc_pooled']:.4f}; two videos: pooled {res['few_auc_pooled']:.4f} "
               f"(paste {res['few_auc_paste']:.3f}, wide {res['few_auc_wide']:.3f}, glide {res['few_auc_glide']:.3f}; "

@@ -115,23 +115,25 @@ def test_tracking_averages_a_region_along_its_track():
     assert Hybrid(track_frames=0.0)._track(before, now) is now          # track_frames 0: unchanged
 
 
-def test_a_run_saved_before_perspective_and_tracking_loads_without_them(tmp_path):
-    """Object-level runs saved before ``perspective`` and ``track_frames`` existed have neither key in
-    their config: they load with both off, as they were fitted, and score as before."""
+@pytest.mark.parametrize("fitted_with", [{"perspective": False, "track_frames": 0.0},
+                                         {"crowds": False, "dynamics_size": "region"}])
+def test_a_run_saved_before_a_setting_existed_loads_as_it_was_fitted(tmp_path, fitted_with):
+    """Object-level runs saved before ``perspective`` and ``track_frames`` existed, or before ``crowds`` and
+    ``dynamics_size`` (whose defaults are now on and ``none``), lack those keys in their config: they load
+    as they were fitted (a region size in the dynamics bank: three columns) and score as before."""
     import json
 
     from vigil import load
 
-    train = _train(4, seed=5)
-    det = Hybrid(bank_size=2000, perspective=False, track_frames=0.0).fit(train)
+    det = Hybrid(bank_size=2000, **fitted_with).fit(_train(4, seed=5))
     run = det.save(tmp_path / "run")
     cfg_file = run / "config.json"
     saved = json.loads(cfg_file.read_text())
-    for key in ("perspective", "track_frames"):
+    for key in fitted_with:
         del saved["config"][key]
     cfg_file.write_text(json.dumps(saved))
     old = load(run)
-    assert old.config.perspective is False and old.config.track_frames == 0.0
+    assert {k: getattr(old.config, k) for k in fitted_with} == fitted_with
     assert old.config.pooling == "objects"
     video = scene(np.random.default_rng(6), 3)[0]
     np.testing.assert_allclose(old.score(video), det.score(video), rtol=1e-6)
@@ -295,26 +297,3 @@ def test_normal_crowds_made_from_sparse_training_footage_lower_false_alarms_in_a
             flagged[crowds].append(np.mean(np.concatenate([det.score(v) for v in dense]) > det.threshold_))
             assert roc_auc_score([b is not None for b in truth], det.score(odd)) > 0.85, (seed, crowds)
     assert np.mean(flagged[True]) < 0.8 * np.mean(flagged[False]), flagged
-
-
-def test_a_run_saved_before_own_crowds_and_dynamics_size_loads_as_it_was_fitted(tmp_path):
-    """Runs saved before ``crowds`` and ``dynamics_size`` existed were fitted without the crowds and with
-    the region size in ``dynamics``; today's defaults are the other way, and such a run still loads as it
-    was fitted (its dynamics bank has three columns) and scores as before."""
-    import json
-
-    from vigil import load
-
-    det = Hybrid(bank_size=2000, crowds=False, dynamics_size="region").fit(_train(4, seed=5))
-    assert det.banks_["dynamics"].bank.shape[1] == 3
-    run = det.save(tmp_path / "run")
-    cfg_file = run / "config.json"
-    saved = json.loads(cfg_file.read_text())
-    for key in ("crowds", "dynamics_size"):
-        del saved["config"][key]
-    cfg_file.write_text(json.dumps(saved))
-    old = load(run)
-    assert old.config.crowds is False and old.config.dynamics_size == "region"
-    video = scene(np.random.default_rng(6), 3)[0]
-    np.testing.assert_allclose(old.score(video), det.score(video), rtol=1e-6)
-    assert Hybrid().config.crowds and Hybrid().config.dynamics_size == "none"
