@@ -1,6 +1,6 @@
 """Choose ``hybrid``'s evidence and pooling on training footage alone (no test label is read).
 
-    .venv/bin/python benchmarks/select_hybrid.py [--round 1-10] [--data PATH] [--folds 4] [--seed 0] [--json out.json]
+    .venv/bin/python benchmarks/select_hybrid.py [--round 1-13] [--data PATH] [--folds 4] [--seed 0] [--json out.json]
 
 The training videos are split into ``--folds`` groups. For each group, every candidate is fitted on the
 other training videos (hybrid holds out its own calibration videos inside those) and judged on the
@@ -68,7 +68,13 @@ halved). The twelfth (``--round 12``; ``results_select_hybrid_round12.*``) was w
 figures, whose pick raised the few-video false alarms (5.6% of unseen normal frames against 1.2%),
 a regime round 11's rule bounded nowhere; it judges round 11's candidates in the few-video regime on
 the pseudo-anomalies too, by :func:`rule_12`. Neither round's candidates had a Ped2 test figure when
-the rounds were written, except ``crowd_count objects`` without ``crowds`` (round 9: README).
+the rounds were written, except ``crowd_count objects`` without ``crowds`` (round 9: README). The
+thirteenth (``--round 13``; ``results_select_hybrid_round13.*``) was written after a Ped2 test figure:
+``bench_hybrid.py``'s few-video regime showed the default's threshold flagging 55-73% of Ped2's normal
+test frames when fitted on later training pairs, while round 12's pairs came from videos 01-03. It
+takes the first two and the last two training videos outside each fold (:func:`few_pairs`), adds
+motion alone with and without crowds, and its rule (:func:`rule_13`, fixed before its figures) picked
+``crowds`` with ``dynamics_size none``, the default since.
 """
 
 from __future__ import annotations
