@@ -276,6 +276,11 @@ def fast_paste(a: np.ndarray, b: np.ndarray, start: int, length: int, rng, skip:
     return out, lab
 
 
+def outside(n_videos: int, group: list[int]) -> list[int]:
+    """The training videos not in ``group``, in order: what a fold's fits are made from."""
+    return [i for i in range(n_videos) if i not in group]
+
+
 def synthetic_false_alarms(cls, settings: dict, corridors: tuple[int, ...] = (0,)) -> dict[str, float]:
     """The share of the synthetic corridor's normal test frames (``vigil.data.synthetic``: another camera,
     made by code, never a benchmark) above ``threshold_`` of a fit on its normal training videos, pooled
@@ -342,6 +347,17 @@ def judge(det, group: list[np.ndarray], rng, wide: bool = False, glide: bool = F
     if glide:
         out["auc_glide"] = auc(gliding)
     return out
+
+
+def folds_judged(cls, over: dict, seed: int, train: list[np.ndarray], groups: list[list[int]], wide: bool,
+                 glide: bool) -> dict:
+    """Per fold, :func:`judge` of a fit on the training videos outside the group, on the group; each figure's
+    mean over the folds, and the pooled AUC per fold."""
+    rows = [judge(cls(seed=seed, progress=False, **over).fit([train[i] for i in outside(len(train), g)]),
+                  [train[i] for i in g], np.random.default_rng(1234), wide=wide, glide=glide) for g in groups]
+    res = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k.startswith(("fa_", "auc_"))}
+    res["auc_pooled_per_fold"] = [r["auc_pooled"] for r in rows]
+    return res
 
 
 def round_candidates(n: int) -> dict[str, dict]:
@@ -430,7 +446,7 @@ def few_videos(cls, over: dict, seed: int, train: list[np.ndarray], groups: list
     plain and crowded, above its ``threshold_``."""
     plain, dense = [], []
     for g in groups:
-        det = cls(seed=seed, progress=False, **over).fit([train[i] for i in range(len(train)) if i not in g][:FEW_VIDEOS])
+        det = cls(seed=seed, progress=False, **over).fit([train[i] for i in outside(len(train), g)[:FEW_VIDEOS]])
         group = [train[i] for i in g]
         plain += [det.score(v) > det.threshold_ for v in group]
         dense += [det.score(crowd(group[i], group[(i + 1) % len(group)])) > det.threshold_ for i in range(len(group))]
@@ -475,7 +491,7 @@ def few_pairs(n_videos: int, group: list[int]) -> list[list[int]]:
     """Round 13's few-video fits for one fold: of the training videos outside ``group`` (in order), the first
     two and the last two, so that the pairs come from both ends of the training set (round 12 took the
     first two of each fold, mostly videos 01-03)."""
-    rest = [i for i in range(n_videos) if i not in group]
+    rest = outside(n_videos, group)
     return [rest[:FEW_VIDEOS], rest[-FEW_VIDEOS:]]
 
 
@@ -502,10 +518,7 @@ def round_13(args, cls, train, groups, machine_info) -> None:
         if name in measured:
             res = dict(measured[name])
         else:
-            rows = [judge(cls(seed=args.seed, progress=False, **over).fit([train[i] for i in range(len(train)) if i not in g]),
-                          [train[i] for i in g], np.random.default_rng(1234), wide=True, glide=True) for g in groups]
-            res = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k.startswith(("fa_", "auc_"))}
-            res["auc_pooled_per_fold"] = [r["auc_pooled"] for r in rows]
+            res = folds_judged(cls, over, args.seed, train, groups, wide=True, glide=True)
             syn = synthetic_false_alarms(cls, dict(seed=args.seed, **over), CORRIDORS)
             res["fa_synthetic"], res["fa_synthetic_far"] = syn["all"], syn["far"]
         res.update(few_regime(cls, over, args.seed, train, groups, lambda g: few_pairs(len(train), g)))
@@ -535,7 +548,7 @@ def few_judge(args, cls, train, groups, machine_info) -> None:
     for name, over in round_candidates(11).items():
         res = dict(measured["results"][name])
         res.update(few_regime(cls, over, args.seed, train, groups,
-                              lambda g: [[i for i in range(len(train)) if i not in g][:FEW_VIDEOS]]))
+                              lambda g: [outside(len(train), g)[:FEW_VIDEOS]]))
         results[name] = res
         print(f"{name:<66} twelve videos: pooled {res['auc_pooled']:.4f}; two videos: pooled {res['few_auc_pooled']:.4f} "
               f"(paste {res['few_auc_paste']:.3f}, wide {res['few_auc_wide']:.3f}, glide {res['few_auc_glide']:.3f}; "
@@ -609,13 +622,8 @@ def main() -> None:
         return round_13(args, Hybrid, train, groups, machine_info)
     candidates = round_candidates(args.round)
     for name, over in candidates.items():
-        t0, rows = time.perf_counter(), []
-        for g in groups:
-            det = Hybrid(seed=args.seed, **over).fit([train[i] for i in range(len(train)) if i not in g])
-            rows.append(judge(det, [train[i] for i in g], np.random.default_rng(1234), wide=args.round >= 6,
-                              glide=args.round >= 11))
-        res = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k.startswith(("fa_", "auc_"))}
-        res["auc_pooled_per_fold"] = [r["auc_pooled"] for r in rows]
+        t0 = time.perf_counter()
+        res = folds_judged(Hybrid, over, args.seed, train, groups, wide=args.round >= 6, glide=args.round >= 11)
         if args.round >= 11:
             syn = synthetic_false_alarms(Hybrid, dict(seed=args.seed, **over), CORRIDORS)
             res["fa_synthetic"], res["fa_synthetic_far"] = syn["all"], syn["far"]

@@ -252,13 +252,14 @@ class Hybrid(Detector):
             raise VigilError(f"hybrid: training videos hold {sum(len(g) for g in grays)} frames; need at least 3")
         n_real = len(grays)
         if cfg.crowds:        # a video's crowd is calibrated with it: by a normality that saw neither
-            made = {i: self_crowd(g) for i, g in enumerate(grays)}
-            made = {i: c for i, c in made.items() if c is not None}
-            for j, i in enumerate(made):
-                for g in groups:                  # (holdout: a video fitting the normality is in none)
-                    if i in g:
-                        g.add(n_real + j)
-            grays = list(grays) + list(made.values())
+            grays = list(grays)
+            for i in range(n_real):
+                made = self_crowd(grays[i])
+                if made is not None:
+                    for g in groups:              # (holdout: a video fitting the normality is in none)
+                        if i in g:
+                            g.add(len(grays))
+                    grays.append(made)
         # Pass 1, flow: the moving threshold comes from the training footage itself.
         self.tau_ = 0.0
         # under torchrun each process takes a share of the videos and every process gets all results;
