@@ -138,6 +138,9 @@ class HybridConfig:
     # too, for the normality and its calibration (see Hybrid._fit and features.self_crowd); on since
     # selection round 13 (benchmarks/select_hybrid.py), runs saved before it load as false
     crowds: bool = True
+    # a lateral motion seen one way is normal the other way too: the normality of velocities (motion,
+    # location) also holds each training velocity with its horizontal part reversed (see _fit_normality)
+    mirror: bool = False
     tail: float = 0.05            # exponential tail beyond the 95th percentile of held-out region scores
     box_p: float = 0.1            # boxes returned: regions rarer than 1 in 10 held-out normal regions
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
@@ -299,8 +302,12 @@ class Hybrid(Detector):
             per_region = [r.scores for v in regions.values() for r in v if r is not None]
             self.regions_ = RegionTails.fit(np.concatenate(per_region) if per_region
                                             else np.zeros((0, len(cfg.evidence))), cfg.tail)
-        held_scores = np.concatenate([self._frame_scores(cells[i], zs, regions[i])[0] for i, zs in per_video.items()])
-        self.threshold_ = scoring.threshold(held_scores, cfg.false_alarm_rate)
+        held = {i: self._frame_scores(cells[i], zs, regions[i])[0] for i, zs in per_video.items()}
+        self.threshold_ = scoring.threshold(np.concatenate(list(held.values())), cfg.false_alarm_rate)
+        # each real training video's share of frames above threshold_, judged by a normality that did
+        # not see it (None: held out of none, the holdout calibration's fitting videos)
+        self.unseen_alarms_ = [float(np.mean(held[i] > self.threshold_)) if i in held else None
+                               for i in range(n_real)]
 
     def _fit_perspective(self, flows: list[np.ndarray | None]) -> np.ndarray:
         """``(Gh,)`` the normal speed of a moving object centred at each row of cells, relative to the
@@ -353,6 +360,8 @@ class Hybrid(Detector):
         """kNN banks and the location model from the active cells of ``cells`` (videos of frames)."""
         cfg = self.config
         fit_cells = _concat([c for v in cells for c in v])
+        if cfg.mirror and len(fit_cells.idx):
+            fit_cells = _concat([fit_cells, fit_cells._replace(velocity=fit_cells.velocity * np.float32([-1, 1]))])
         if len(fit_cells.idx) < cfg.k:
             raise VigilError(f"hybrid: only {len(fit_cells.idx)} moving cells in the training videos "
                              f"(threshold {self.tau_:.3f} px/frame); the training footage shows no motion")
