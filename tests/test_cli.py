@@ -126,6 +126,28 @@ def test_demo_with_a_model_that_has_no_epochs_says_what_each_video_shows(tmp_pat
     assert lines["running"] > 0.9                  # motion is what hybrid sees
 
 
+def test_training_hybrid_says_how_its_threshold_held_on_each_training_video(synthetic_root, tmp_path, capsys):
+    """``vigil train --model hybrid`` prints the training videos whose frames most exceed ``threshold_`` when
+    judged by a normality fitted without them, and keeps every video's share in config.json; with fewer
+    training videos than the calibration's five groups it also warns, in one line, that the threshold may
+    flag far more than it is set for."""
+    from vigil.data.synthetic import SceneSpec, generate
+
+    code, _, err = run(capsys, "train", "--model", "hybrid", "--data", synthetic_root, "--out", tmp_path / "run",
+                       "--quiet")
+    assert code == 0 and "vigil: warning:" not in err
+    line = next(ln for ln in err.splitlines() if ln.startswith("calibration: threshold_"))
+    shares = json.loads((tmp_path / "run" / "config.json").read_text())["unseen_alarms"]
+    assert sorted(shares) == [f"{i:02d}" for i in range(1, 9)] and all(0 <= a <= 1 for a in shares.values())
+    worst = max(shares, key=shares.get)
+    assert f"{worst} {100 * shares[worst]:.1f}%" in line
+    few = generate(tmp_path / "few", seed=1, spec=SceneSpec(n_train=2, n_test=1))
+    code, _, err = run(capsys, "train", "--model", "hybrid", "--data", few, "--out", tmp_path / "few-run", "--quiet")
+    warned = [ln for ln in err.splitlines() if ln.startswith("vigil: warning:")]
+    assert code == 0 and len(warned) == 1 and "calibrated on 2 training videos" in warned[0]
+    assert "mirror=true" in warned[0]
+
+
 def test_export_onto_a_folder_and_zero_epochs_are_one_line_errors(run_dir, synthetic_root, tmp_path, capsys):
     code, _, err = run(capsys, "export", run_dir, "--out", tmp_path)
     assert code == 2 and err == f"vigil: error: {tmp_path}: is a folder; give the name of a file to write\n"

@@ -16,4 +16,5 @@ class DiskError(VigilError):
 
 class VigilWarning(UserWarning):
     """Something was read that is probably damaged but could still be used (a JPEG with broken data, a
-    video shorter than its header says). The command line prints each as one ``vigil: warning:`` line."""
+    video shorter than its header says), or a fit that is less sure than asked (a threshold calibrated on
+    too few videos). The command line prints each as one ``vigil: warning:`` line."""

@@ -72,11 +72,25 @@ def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, settin
     seconds = time.time() - t0
     if not main:
         return det, None, seconds
+    unseen = _unseen_alarms(det, ds.train)
+    if unseen:
+        worst = sorted(unseen.items(), key=lambda kv: -kv[1])[:3]
+        say(f"calibration: threshold_ {det.threshold_:.3f}, set for {100 * det.config.false_alarm_rate:g}% of held-out normal "
+            f"frames; the training videos with most frames above it, each judged by a normality fitted without it: "
+            + ", ".join(f"{name} {100 * a:.1f}%" for name, a in worst))
     det.save(out, extra={"data": str(Path(data).resolve()), "layout": ds.layout, "train_seconds": round(seconds, 2),
+                         **({"unseen_alarms": unseen} if unseen else {}),
                          "machine": machine_info(), "command": command, "processes": training.world_size(),
                          **({"resumed": True} if resume else {})})
     finish_run(out)
     return det, out, seconds
+
+
+def _unseen_alarms(det: Detector, videos) -> dict[str, float]:
+    """Per training video (by name), the share of its frames above ``threshold_`` when judged by a normality
+    fitted without it, for a model that measures it (``unseen_alarms_``; None for a video it never held out)."""
+    shares = getattr(det, "unseen_alarms_", None) or []
+    return {v.name: round(a, 4) for v, a in zip(videos, shares) if a is not None}
 
 
 def write_train_args(folder: str | os.PathLike, args: dict, finished: bool = False) -> None:

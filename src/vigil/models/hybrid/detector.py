@@ -71,6 +71,7 @@ flow at the frame edges breaks down, rises.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -80,7 +81,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from vigil import scoring, training
 from vigil.detector import Detector, Input
-from vigil.errors import VigilError
+from vigil.errors import VigilError, VigilWarning
 from vigil.models.hybrid.features import (APPEARANCE_WIDTH, LOOK_WIDTH, SHAPE_WIDTH, Cells, CellStream, PRESETS, cell_flows,
                                           empty_cells, moving_regions, region_centres, region_stats, self_crowd,
                                           window_speeds, working_size)
@@ -92,6 +93,7 @@ POOLING = ("objects", "cells")
 DYNAMICS_SIZES = ("region", "local", "none")
 CROWD_COUNTS = ("regions", "objects")
 _BANKS = {"motion": "velocity", "dynamics": "dynamics", "shape": "shape", "appearance": "appearance"}  # -> descriptor
+FEW_VIDEOS = 5            # fewer training videos than the cross-fitted calibration's groups: fit() warns
 LOOK_VARIANCE = 0.9       # the look subspace keeps the principal components of 90% of normal crops' variance
 
 
@@ -218,7 +220,7 @@ class Hybrid(Detector):
     maps_on_score_scale = True
     #: run folders saved before these settings existed were fitted with the cell version
     legacy_settings = {"pooling": "cells", "calibration": "holdout", "perspective": False, "track_frames": 0.0,
-                       "split": False, "crowds": False, "dynamics_size": "region"}
+                       "split": False, "crowds": False, "dynamics_size": "region", "mirror": False}
 
     # --- fitting ------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -308,6 +310,13 @@ class Hybrid(Detector):
         # not see it (None: held out of none, the holdout calibration's fitting videos)
         self.unseen_alarms_ = [float(np.mean(held[i] > self.threshold_)) if i in held else None
                                for i in range(n_real)]
+        if n_real < FEW_VIDEOS:
+            warnings.warn(VigilWarning(
+                f"hybrid: threshold_ is calibrated on {n_real} training videos; with fewer than {FEW_VIDEOS}, new "
+                f"normal footage of this camera may exceed it far more often than false_alarm_rate "
+                f"{cfg.false_alarm_rate:g} (fitted on two of UCSD Ped2's training videos, it flagged 3-30% of the "
+                f"normal test frames): give more normal footage, covering each way people go"
+                + ("" if cfg.mirror else ", or set mirror=true if going left or right is equally normal here")))
 
     def _fit_perspective(self, flows: list[np.ndarray | None]) -> np.ndarray:
         """``(Gh,)`` the normal speed of a moving object centred at each row of cells, relative to the
