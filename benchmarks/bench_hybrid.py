@@ -8,7 +8,8 @@ thing changed at a time (each kind of evidence alone, other fusions, no tracking
 split, perspective, the calibration), then the versions before (each fitted and calibrated on its own).
 The few-video regime (skip with ``--no-few``): the defaults fitted on two training videos alone, four
 pairs spread over the training set (:data:`FEW_PAIRS`), each scored on every test clip, as a camera
-with two short normal videos would be; ``--few-set KEY=VALUE`` runs it for one variant too.
+with two short normal videos would be; ``--few-set KEY=VALUE`` runs it for one variant too, and
+``--few-pairs all`` on all eight disjoint consecutive pairs, with the mean and range over them.
 
 Speed is measured two ways, both on one process:
 
@@ -17,7 +18,7 @@ Speed is measured two ways, both on one process:
 * **end to end**: the same from the dataset's image files with the frame cache off (decode included).
 
     .venv/bin/python benchmarks/bench_hybrid.py [--data PATH] [--seed S] [--json out.json] [--no-ablation]
-        [--no-few] [--few-set KEY=VALUE ...]
+        [--no-few] [--few-set KEY=VALUE ...] [--few-pairs spread|all]
 """
 
 from __future__ import annotations
@@ -92,15 +93,17 @@ def evaluate(ds, settings: dict | None = None, seed: int = 0) -> dict:
 #: the few-video regime: pairs of training videos, spread over the training set, each fitted alone (a
 #: camera with two short normal videos, as a new user's often is)
 FEW_PAIRS = ((0, 1), (4, 5), (8, 9), (12, 13))
+#: ``--few-pairs all``: every training video once, in disjoint consecutive pairs (01+02, 03+04, ...)
+ALL_PAIRS = tuple((i, i + 1) for i in range(0, 16, 2))
 
 
-def few_videos(ds, settings: dict | None = None, seed: int = 0) -> list[dict]:
-    """Per pair of :data:`FEW_PAIRS` (those the dataset holds): fit on those two training videos alone and
-    score the whole test set; the test figures of each."""
+def few_videos(ds, settings: dict | None = None, seed: int = 0, pairs=FEW_PAIRS) -> list[dict]:
+    """Per pair of ``pairs`` (those the dataset holds): fit on those two training videos alone and score the
+    whole test set; the test figures of each."""
     import dataclasses
 
     out = []
-    for pair in FEW_PAIRS:
+    for pair in pairs:
         if max(pair) < len(ds.train):
             r = evaluate(dataclasses.replace(ds, train=[ds.train[i] for i in pair]), settings, seed)
             r.pop("det")
@@ -115,6 +118,12 @@ def print_few(name: str, rows: list[dict]) -> None:
               f"{f.get('micro_auc_01-06', float('nan')):7.4f} {f.get('micro_auc_07-12', float('nan')):7.4f} "
               f"{f['macro_auc']:7.4f} {100 * f['normal_frames_above_threshold']:9.1f}% "
               f"{100 * f['far_normal_frames_above_threshold']:7.1f}%", flush=True)
+    if len(rows) > 1:
+        auc = [r["figures"]["micro_auc_all"] for r in rows]
+        flagged = [100 * r["figures"]["normal_frames_above_threshold"] for r in rows]
+        print(f"{name:<40} over {len(rows)} pairs: all 12 mean {sum(auc) / len(auc):.4f} (range {min(auc):.4f}-"
+              f"{max(auc):.4f}); normal flagged mean {sum(flagged) / len(flagged):.1f}% (range {min(flagged):.1f}-"
+              f"{max(flagged):.1f}%)", flush=True)
 
 
 def boxes_rbdc(det, ds) -> float:
@@ -152,6 +161,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-few", action="store_true", help="skip the few-video regime (fits on two training videos)")
     ap.add_argument("--few-set", action="append", default=[], metavar="KEY=VALUE",
                     help="also run the few-video regime with this setting changed (repeatable; one variant)")
+    ap.add_argument("--few-pairs", choices=("spread", "all"), default="spread",
+                    help="the few-video fits: four pairs spread over the training set (default), or all eight "
+                         "disjoint consecutive pairs")
     args = ap.parse_args(argv)
     ds = load_dataset(args.data)
     if not ds.has_labels:
@@ -184,13 +196,14 @@ def main(argv=None) -> int:
     if not args.no_few:
         print("\nfew videos: fitted on two training videos alone, scored on every test clip "
               "(micro all, 01-06, 07-12, macro, normal>thr, far>thr)")
-        results["few"] = {"defaults": few_videos(ds, seed=args.seed)}
+        pairs = ALL_PAIRS if args.few_pairs == "all" else FEW_PAIRS
+        results["few"] = {"defaults": few_videos(ds, seed=args.seed, pairs=pairs)}
         print_few("the defaults", results["few"]["defaults"])
         if args.few_set:
             from vigil.models.hybrid import Hybrid
             from vigil.settings import model_settings
             over = model_settings(Hybrid, args.few_set)
-            results["few"][" ".join(args.few_set)] = rows = few_videos(ds, over, seed=args.seed)
+            results["few"][" ".join(args.few_set)] = rows = few_videos(ds, over, seed=args.seed, pairs=pairs)
             print_few(" ".join(args.few_set), rows)
     if not args.no_ablation:
         print("\nablation (each variant fitted and calibrated on its own, same seed; micro = raw scores pooled;"
