@@ -143,6 +143,10 @@ class HybridConfig:
     # a lateral motion seen one way is normal the other way too: the normality of velocities (motion,
     # location) also holds each training velocity with its horizontal part reversed (see _fit_normality)
     mirror: bool = False
+    # a pace seen is normal this many times faster and slower too: the normality of motion (velocities,
+    # and the speed and change in dynamics) also holds each training cell sped up and slowed down by it
+    # (see _fit_normality); 1: only the paces seen
+    pace: float = 1.0
     tail: float = 0.05            # exponential tail beyond the 95th percentile of held-out region scores
     box_p: float = 0.1            # boxes returned: regions rarer than 1 in 10 held-out normal regions
     smooth_sigma: float = 3.0     # frames; events of interest last >= 1 s (>= 10 frames)
@@ -215,12 +219,13 @@ class Hybrid(Detector):
               "tau_factor": (0.0, None), "k": (1, None), "bank_size": (1, None), "shrinkage": (0.0, None),
               "holdout": (0.0, 1.0), "neighbourhood": (1, None), "smooth_sigma": (0.0, None),
               "false_alarm_rate": (0.0, 1.0), "seed": (0, None), "tail": (1e-3, 0.5), "box_p": (0.0, 1.0),
-              "track_frames": (0.0, None)}
+              "track_frames": (0.0, None), "pace": (1.0, None)}
     #: the cell version's map is on the frame score's scale (its boxes are cut at threshold_)
     maps_on_score_scale = True
     #: run folders saved before these settings existed were fitted with the cell version
     legacy_settings = {"pooling": "cells", "calibration": "holdout", "perspective": False, "track_frames": 0.0,
-                       "split": False, "crowds": False, "dynamics_size": "region", "mirror": False}
+                       "split": False, "crowds": False, "dynamics_size": "region", "mirror": False,
+                       "pace": 1.0}
 
     # --- fitting ------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -371,6 +376,8 @@ class Hybrid(Detector):
         fit_cells = _concat([c for v in cells for c in v])
         if cfg.mirror and len(fit_cells.idx):
             fit_cells = _concat([fit_cells, fit_cells._replace(velocity=fit_cells.velocity * np.float32([-1, 1]))])
+        if cfg.pace > 1 and len(fit_cells.idx):
+            fit_cells = _concat([fit_cells] + [_paced(fit_cells, f) for f in (cfg.pace, 1 / cfg.pace)])
         if len(fit_cells.idx) < cfg.k:
             raise VigilError(f"hybrid: only {len(fit_cells.idx)} moving cells in the training videos "
                              f"(threshold {self.tau_:.3f} px/frame); the training footage shows no motion")
@@ -756,6 +763,14 @@ def _region_stats(active: np.ndarray, speed: np.ndarray) -> tuple[np.ndarray, np
     keep = [r for r in range(1, n) if stats[r, 4] >= 2]
     return (region_centres(stats)[keep].astype(np.float64),
             np.array([np.median(speed[labels == r]) for r in keep], np.float64))
+
+
+def _paced(cells: Cells, factor: float) -> Cells:
+    """``cells`` as if everything moved ``factor`` times as fast: velocities, and the speed and change of
+    velocity in ``dynamics`` (its size column, if any, unchanged)."""
+    dyn = cells.dynamics.copy()
+    dyn[:, :2] *= factor
+    return cells._replace(velocity=cells.velocity * np.float32(factor), dynamics=dyn)
 
 
 def _areas(regions: "Regions") -> np.ndarray:
