@@ -11,15 +11,15 @@ H, W = 120, 160
 
 def scene(rng, n_walkers: int, T: int = 60, odd: tuple[int, int] | None = None, offset_from: int | None = None,
           odd_speed: float = 1.0, perspective: bool = False, far_walker: float | None = None,
-          direction: float | None = None):
+          direction: float | None = None, pace: float = 1.0):
     """``(T, H, W)`` uint8 and the odd object's box per frame (or None): the odd object is there in frames
     ``odd[0] <= t < odd[1]``, moving ``odd_speed`` px/frame (walkers: 0.8-1.2); from frame ``offset_from`` on,
     the whole frame is 30 gray levels brighter. ``perspective``: a walker's speed grows with its height,
     as its size does (the nearest twice as fast as the farthest); ``far_walker``: one more walker, at the
     far edge of the walkway (feet at row 50), moving that many px/frame; ``direction`` 1 or -1: every walker
-    goes right, or left (by default each one either way)."""
+    goes right, or left (by default each one either way); ``pace``: the walkers' speeds times this."""
     walkers = [(rng.uniform(0, W), rng.uniform(45, 110),
-                (direction or rng.choice([-1.0, 1.0])) * rng.uniform(0.8, 1.2)) for _ in range(n_walkers)]
+                (direction or rng.choice([-1.0, 1.0])) * rng.uniform(0.8, 1.2) * pace) for _ in range(n_walkers)]
     if perspective:
         walkers = [(x, foot, v * (1 + (foot - 45) / 65)) for x, foot, v in walkers]
     if far_walker is not None:

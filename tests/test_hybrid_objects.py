@@ -316,3 +316,19 @@ def test_mirror_makes_the_other_way_along_a_path_normal_and_keeps_speed_odd():
         if mirror:
             assert roc_auc_score([b is not None for b in truth], det.score(fast)) > 0.85
     assert flagged[False] > 0.2 and flagged[True] < 0.05, flagged
+
+
+def test_pace_makes_a_brisker_walk_normal_and_keeps_a_fast_object_odd():
+    """Trained on walkers of one pace, walkers 1.4 times as brisk are new to ``motion`` and ``dynamics``: with
+    ``pace`` 1.5 (each training cell also sped up and slowed down 1.5 times) the threshold flags fewer of
+    their frames, while an object three times as fast as a walker is still found."""
+    rng = np.random.default_rng(8)
+    train = [scene(rng, int(rng.integers(2, 5)))[0] for _ in range(4)]
+    brisk = [scene(np.random.default_rng(70 + i), 3, pace=1.4)[0] for i in range(3)]
+    fast, truth = scene(np.random.default_rng(80), 3, odd=(20, 45), odd_speed=3.5)
+    flagged = {}
+    for pace in (1.0, 1.5):
+        det = Hybrid(bank_size=2000, pace=pace).fit(train)
+        flagged[pace] = float(np.mean(np.concatenate([det.score(v) for v in brisk]) > det.threshold_))
+        assert roc_auc_score([b is not None for b in truth], det.score(fast)) > 0.85, pace
+    assert flagged[1.5] < 0.5 * flagged[1.0], flagged
