@@ -19,10 +19,12 @@ class KnnBank:
 
     @classmethod
     def fit(cls, X: np.ndarray, k: int, size: int, rng: np.random.Generator,
-            weights: np.ndarray | None = None) -> "KnnBank":
-        """Columns standardised (then multiplied by ``weights``, a column's say in the distance); at most
-        ``size`` rows kept, a random subsample (bounded memory)."""
-        mean, scale = X.mean(0), np.maximum(X.std(0), 1e-3)
+            weights: np.ndarray | None = None, standard: np.ndarray | None = None) -> "KnnBank":
+        """Columns standardised (then multiplied by ``weights``, a column's say in the distance) by the mean
+        and spread of ``standard`` (default ``X``: rows added to ``X`` by an augmentation need not change
+        the metric); at most ``size`` rows kept, a random subsample (bounded memory)."""
+        ref = X if standard is None else standard
+        mean, scale = ref.mean(0), np.maximum(ref.std(0), 1e-3)
         if weights is not None:
             scale = scale / np.maximum(weights, 1e-6)
         if len(X) > size:

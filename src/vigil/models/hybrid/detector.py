@@ -373,7 +373,7 @@ class Hybrid(Detector):
     def _fit_normality(self, cells: list[list[Cells | None]], rng: np.random.Generator) -> None:
         """kNN banks and the location model from the active cells of ``cells`` (videos of frames)."""
         cfg = self.config
-        fit_cells = _concat([c for v in cells for c in v])
+        fit_cells = seen = _concat([c for v in cells for c in v])
         if cfg.mirror and len(fit_cells.idx):
             fit_cells = _concat([fit_cells, fit_cells._replace(velocity=fit_cells.velocity * np.float32([-1, 1]))])
         if cfg.pace > 1 and len(fit_cells.idx):
@@ -381,8 +381,9 @@ class Hybrid(Detector):
         if len(fit_cells.idx) < cfg.k:
             raise VigilError(f"hybrid: only {len(fit_cells.idx)} moving cells in the training videos "
                              f"(threshold {self.tau_:.3f} px/frame); the training footage shows no motion")
-        self.banks_ = {e: KnnBank.fit(self._descriptor(fit_cells, e), cfg.k, cfg.bank_size, rng)
-                       for e in cfg.evidence if e in _BANKS}
+        # the metric (each column's mean and spread) is the footage's own; mirror and pace add samples only
+        self.banks_ = {e: KnnBank.fit(self._descriptor(fit_cells, e), cfg.k, cfg.bank_size, rng,
+                                      standard=self._descriptor(seen, e)) for e in cfg.evidence if e in _BANKS}
         if "look" in cfg.evidence:
             self.banks_["look"] = _LookModel.fit(fit_cells.look, cfg.bank_size, rng)
         n_cells = (self.size_[0] // cfg.cell) * (self.size_[1] // cfg.cell)
