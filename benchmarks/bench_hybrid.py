@@ -40,7 +40,7 @@ def ablation() -> list[tuple[str, dict]]:
 
     d = HybridConfig()
     # the versions before: the settings they had, including those added since (no own crowds, the region size)
-    was = dict(crowds=False, dynamics_size="region")
+    was = dict(crowds=False, dynamics_size="region", mirror=False, pace=1.0)
     before = dict(was, evidence=("motion",), track_frames=0.0, neighbourhood=3, split=False, perspective=False)
     return [(f"{e} alone", {"evidence": (e,)}) for e in ("motion", "dynamics", "location", "shape", "look",
                                                            "appearance")] + [
@@ -53,6 +53,8 @@ def ablation() -> list[tuple[str, dict]]:
         *[(f"dynamics size {k}", {"dynamics_size": k}) for k in ("region", "local", "none") if k != d.dynamics_size],
         *[(f"crowd counts {k}", {"crowd_count": k}) for k in ("regions", "objects") if k != d.crowd_count],
         (f"own crowds {'off' if d.crowds else 'on'}", {"crowds": not d.crowds}),
+        (f"mirror {'off' if d.mirror else 'on'}", {"mirror": not d.mirror}),
+        (f"pace {1.0 if d.pace > 1 else 1.5:g}", {"pace": 1.0 if d.pace > 1 else 1.5}),
         ("calibration holdout (one held-out fifth)", {"calibration": "holdout"}),
         ("round 4's pick (tracked, neighbourhood 2; fails the synthetic camera)",
          dict(was, evidence=("motion", "dynamics"), track_frames=5.0, neighbourhood=2, split=True, perspective=False)),
