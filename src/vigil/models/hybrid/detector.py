@@ -36,7 +36,11 @@ Method (descriptors in :mod:`vigil.models.hybrid.features`):
    (on by default since selection round 13), each training video's own crowd (:func:`~vigil.models.hybrid.features.self_crowd`:
    its first half with its second half's moving pixels laid over it) is one more normal video, in its
    video's calibration group: walkers passing and hiding one another are normal, and a few sparse
-   training videos need not show it.
+   training videos need not show it. Two settings, off by default (selection rounds 14-16), widen what the
+   normality of motion holds without more footage: ``mirror`` (each training velocity also with its
+   horizontal part reversed) and ``pace`` (each training cell also sped up and slowed down by that factor);
+   each lowers the false alarms of a fit on two videos and blunts a walker going the wrong way. The kNN
+   banks' metric (each column's mean and spread) is always the real footage's.
 4. **Regions.** A frame's moving regions are its 8-connected groups of active cells; with ``split``,
    neighbouring cells moving in opposite directions are not joined (walkers passing each other are
    two regions). A region's score for one evidence is its most unusual ``neighbourhood`` x
@@ -319,8 +323,8 @@ class Hybrid(Detector):
             warnings.warn(VigilWarning(
                 f"hybrid: threshold_ is calibrated on {n_real} training videos; with fewer than {FEW_VIDEOS}, new "
                 f"normal footage of this camera may exceed it far more often than false_alarm_rate "
-                f"{cfg.false_alarm_rate:g} (fitted on two of UCSD Ped2's training videos, it flagged 3-30% of the "
-                f"normal test frames): give more normal footage, covering each way people go"
+                f"{cfg.false_alarm_rate:g} (fitted on two of UCSD Ped2's training videos, it flagged 2-70% of the "
+                f"normal test frames): give more normal footage, covering each way and pace people go"
                 + ("" if cfg.mirror else ", or set mirror=true if going left or right is equally normal here")))
 
     def _fit_perspective(self, flows: list[np.ndarray | None]) -> np.ndarray:
