@@ -193,16 +193,21 @@ def run_dir(trained_hybrid, tmp_path_factory):
     return trained_hybrid.save(tmp_path_factory.mktemp("edges") / "run")
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 class _Watcher:
     """``vigil watch`` in a subprocess, its stderr read as it comes."""
 
     def __init__(self, *argv):
         env = {**os.environ, "PYTHONPATH": str(SRC)}
         # signals at their defaults, as a service manager starts it: under nohup (the test run's own
-        # launcher) SIGHUP would be inherited as ignored, which watch deliberately leaves alone
+        # launcher) SIGHUP would be inherited as ignored, and in a background job of a shell SIGINT, which
+        # watch deliberately leaves alone
         self.p = subprocess.Popen([sys.executable, "-m", "vigil", "watch", *map(str, argv)], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_signals)
         self.err = b""
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
