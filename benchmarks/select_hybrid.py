@@ -535,25 +535,23 @@ def round_13(args, cls, train, groups, machine_info) -> None:
     """Round 13: :data:`THIRTEENTH_ROUND`, judged with twelve training videos (round 11's figures where it
     measured the candidate: the same code, deterministic) and with two (:func:`few_pairs`), by
     :func:`rule_13`; round 14 (``args.round`` 14): :data:`FOURTEENTH_ROUND`, every figure measured again,
-    by :func:`rule_14`."""
-    fourteen = args.round >= 14
+    by :func:`rule_14`; rounds 15 and 16 likewise, round 13's pick taken whole as round 14 measured it."""
     here = Path(__file__).resolve().parent
-    if args.round >= 15:      # round 13's pick as round 14 measured it (the same code, deterministic)
-        measured = {k: v for k, v in json.loads((here / "results_select_hybrid_round14.json").read_text())[
-            "results"].items() if k in FIFTEENTH_ROUND}
-    else:
-        measured = {} if fourteen else json.loads((here / "results_select_hybrid_round11.json").read_text())["results"]
+    whole, twelve = {}, {}                # figures measured before: all of them, or the twelve-video ones
+    if args.round >= 15:
+        whole = json.loads((here / "results_select_hybrid_round14.json").read_text())["results"]
+    elif args.round == 13:
+        twelve = json.loads((here / "results_select_hybrid_round11.json").read_text())["results"]
     results = {}
     rounds = {13: THIRTEENTH_ROUND, 14: FOURTEENTH_ROUND, 15: FIFTEENTH_ROUND, 16: SIXTEENTH_ROUND}
     for name, over in rounds[args.round].items():
-        t0 = time.perf_counter()
-        if name in measured and args.round >= 15:
-            res = dict(measured[name])
-            results[name] = res
+        if name in whole:
+            results[name] = dict(whole[name])
             print(f"{name:<64} as round 14 measured it", flush=True)
             continue
-        if name in measured:
-            res = dict(measured[name])
+        t0 = time.perf_counter()
+        if name in twelve:
+            res = dict(twelve[name])
         else:
             res = folds_judged(cls, over, args.seed, train, groups, wide=True, glide=True)
             syn = synthetic_false_alarms(cls, dict(seed=args.seed, **over), CORRIDORS)
@@ -570,19 +568,18 @@ def round_13(args, cls, train, groups, machine_info) -> None:
               f"pooled {res['few_auc_pooled']:.4f} (paste {res['few_auc_paste']:.3f}, wide {res['few_auc_wide']:.3f}, "
               f"glide {res['few_auc_glide']:.3f}; folds {' '.join(f'{a:.3f}' for a in res['few_auc_pooled_per_fold'])})"
               f"  {res['seconds']:.0f} s", flush=True)
-    if fourteen:
+    if args.round >= 14:
         pick = rule_14(results, next(iter(results)))
-        print(f"\nrule: round 11's bounds and the corridors' wrong-way walkers found at most {AUC_TOLERANCE} worse; "
-              f"then a candidate replaces round 13's pick when it flags fewer unseen normal "
-              f"frames with two training videos and its pooled AUC averaged over twelve and two videos is higher in "
-              f"every fold or at most {AUC_TOLERANCE} lower -> {pick}")
-        if args.json:
-            save_json(args.json, {"results": results, "pick": pick, "machine": machine_info()})
-        return
-    pick = rule_13(results, next(iter(results)))
-    print(f"\nrule: round 11's bounds; then, among those flagging <= {100 * LIMIT:.0f}% of unseen normal frames with two "
-          f"training videos, the highest pooled AUC averaged over twelve and two videos (round 10's pick stays "
-          f"unless beaten in every fold); if none, the fewest two-video false alarms -> {pick}")
+        said = (f"round 11's bounds and the corridors' wrong-way walkers found at most {AUC_TOLERANCE} worse; then a "
+                f"candidate replaces round 13's pick when it flags fewer unseen normal frames with two training videos "
+                f"and its pooled AUC averaged over twelve and two videos is higher in every fold or at most "
+                f"{AUC_TOLERANCE} lower")
+    else:
+        pick = rule_13(results, next(iter(results)))
+        said = (f"round 11's bounds; then, among those flagging <= {100 * LIMIT:.0f}% of unseen normal frames with two "
+                f"training videos, the highest pooled AUC averaged over twelve and two videos (round 10's pick stays "
+                f"unless beaten in every fold); if none, the fewest two-video false alarms")
+    print(f"\nrule: {said} -> {pick}")
     if args.json:
         save_json(args.json, {"results": results, "pick": pick, "machine": machine_info()})
 

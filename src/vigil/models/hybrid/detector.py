@@ -378,9 +378,9 @@ class Hybrid(Detector):
         """kNN banks and the location model from the active cells of ``cells`` (videos of frames)."""
         cfg = self.config
         fit_cells = seen = _concat([c for v in cells for c in v])
-        if cfg.mirror and len(fit_cells.idx):
+        if cfg.mirror:
             fit_cells = _concat([fit_cells, fit_cells._replace(velocity=fit_cells.velocity * np.float32([-1, 1]))])
-        if cfg.pace > 1 and len(fit_cells.idx):
+        if cfg.pace > 1:
             fit_cells = _concat([fit_cells] + [_paced(fit_cells, f) for f in (cfg.pace, 1 / cfg.pace)])
         if len(fit_cells.idx) < cfg.k:
             raise VigilError(f"hybrid: only {len(fit_cells.idx)} moving cells in the training videos "
