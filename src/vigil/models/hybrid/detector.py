@@ -88,7 +88,7 @@ from vigil.detector import Detector, Input
 from vigil.errors import VigilError, VigilWarning
 from vigil.models.hybrid.features import (APPEARANCE_WIDTH, LOOK_WIDTH, SHAPE_WIDTH, Cells, CellStream, PRESETS, cell_flows,
                                           empty_cells, moving_regions, region_centres, region_stats, self_crowd,
-                                          window_speeds, working_size)
+                                          window_changes, window_speeds, working_size)
 from vigil.models.knn import KnnBank
 from vigil.registry import register
 
@@ -112,6 +112,10 @@ class HybridConfig:
     flow_scale: int = 1
     history: int = 3             # frames the cell flow is averaged over (and the change measured across)
     tau_factor: float = 3.0       # moving threshold = 3 x median window speed of training cells (see fit)
+    # a moving cell must also change its gray levels: by more, on average over the flow's window, than
+    # this x the median window change of training cells (the same principle as tau_factor, on a measure
+    # that does not spread, as smooth optical flow does, over the still ground around a walker); 0: off
+    change_factor: float = 0.0
     k: int = 5                    # neighbours averaged: robust to a single odd normal sample
     bank_size: int = 20000        # normal descriptors kept per kNN bank (random subsample; bounded memory)
     shrinkage: float = 10.0       # pseudo-count pulling a cell's velocity Gaussian to the scene-wide one
@@ -220,7 +224,8 @@ class Hybrid(Detector):
     onnx_unsupported = ("it has no neural network (its scores come from OpenCV's DIS optical flow and scikit-learn "
                         "nearest-neighbour search, which ONNX cannot express); score its run folder instead")
     ranges = {"max_width": (16, None), "cell": (1, None), "flow_scale": (0, 4), "history": (1, None),
-              "tau_factor": (0.0, None), "k": (1, None), "bank_size": (1, None), "shrinkage": (0.0, None),
+              "tau_factor": (0.0, None), "change_factor": (0.0, None), "k": (1, None), "bank_size": (1, None),
+              "shrinkage": (0.0, None),
               "holdout": (0.0, 1.0), "neighbourhood": (1, None), "smooth_sigma": (0.0, None),
               "false_alarm_rate": (0.0, 1.0), "seed": (0, None), "tail": (1e-3, 0.5), "box_p": (0.0, 1.0),
               "track_frames": (0.0, None), "pace": (1.0, None)}
@@ -229,7 +234,7 @@ class Hybrid(Detector):
     #: run folders saved before these settings existed were fitted with the cell version
     legacy_settings = {"pooling": "cells", "calibration": "holdout", "perspective": False, "track_frames": 0.0,
                        "split": False, "crowds": False, "dynamics_size": "region", "mirror": False,
-                       "pace": 1.0}
+                       "pace": 1.0, "change_factor": 0.0}
 
     # --- fitting ------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -283,6 +288,11 @@ class Hybrid(Detector):
         # Most cells of a fixed camera are static, so the median window speed is the flow noise; for
         # 2-D Gaussian noise (Rayleigh speed) 3x the median is exceeded by ~0.2% of static cells.
         self.tau_ = float(max(cfg.tau_factor * np.median(speeds), 1e-3))
+        self.gate_ = 0.0
+        if cfg.change_factor > 0:          # the gray-level noise of still cells, measured the same way
+            changes = np.concatenate([window_changes(g, cfg.cell, cfg.history).ravel() for g in grays[:n_real]
+                                      if len(g) > 1])
+            self.gate_ = float(max(cfg.change_factor * np.median(changes), 1e-3))
         self.row_scale_ = self._fit_perspective(flows)
         # Pass 2, descriptors; then normality (kNN banks, location model) and its calibration on
         # normal videos that the normality being calibrated never saw.
@@ -404,13 +414,13 @@ class Hybrid(Detector):
     def _describe(self, gray: np.ndarray, flows: np.ndarray | None) -> list[Cells | None]:
         """Per-frame :class:`Cells` of one video (``None`` for frame 0) from precomputed cell flows."""
         stream = self._stream()
-        return [None] + ([] if flows is None else [stream.describe(g, f) for g, f in zip(gray[1:], flows)])
+        return [None] + ([] if flows is None else [stream.describe(g, f, b) for b, g, f in zip(gray[:-1], gray[1:], flows)])
 
     def _stream(self) -> CellStream:
         cfg = self.config
         return CellStream(self.size_, cfg.cell, self.tau_, cfg.history, cfg.flow_preset, cfg.flow_scale,
                           appearance="appearance" in cfg.evidence, split=cfg.split, look="look" in cfg.evidence,
-                          dynamics_size=cfg.dynamics_size)
+                          dynamics_size=cfg.dynamics_size, gate=self.gate_)
 
     # --- scoring ------------------------------------------------------------------------------
     # Per frame, ``z`` is the ``(N, E)`` calibrated evidence of its active cells (``Cells.idx`` order).
@@ -604,7 +614,7 @@ class Hybrid(Detector):
 
     def _fitted_meta(self) -> dict:
         return {"size": list(self.size_), "tau": self.tau_, "floor": self.floor_, "threshold": self.threshold_,
-                "unit": self.unit_}
+                "unit": self.unit_, "gate": self.gate_}
 
     def _load_state_arrays(self, arrays: dict[str, np.ndarray], fitted: dict) -> None:
         self._check_config()
@@ -613,6 +623,9 @@ class Hybrid(Detector):
         if "unit" not in fitted and self.config.crowd_count == "objects":
             raise ValueError("no unit: the run was saved before the crowd_count setting (crowd_count regions)")
         self.unit_ = float(fitted.get("unit", 1.0))
+        if "gate" not in fitted and self.config.change_factor > 0:
+            raise ValueError("no gate: the run was saved before the change_factor setting (change_factor 0)")
+        self.gate_ = float(fitted.get("gate", 0.0))
         self.calib_ = arrays["calib"]
         if self.calib_.shape != (2, len(self.config.evidence)):
             raise ValueError(f"calibration has shape {self.calib_.shape} for evidence {list(self.config.evidence)}")

@@ -161,10 +161,10 @@ class CellStream:
 
     def __init__(self, size: tuple[int, int], cell: int, tau: float, history: int = 3, preset: str = "fast",
                  finest_scale: int = 1, appearance: bool = True, split: bool = False, look: bool = False,
-                 dynamics_size: str = "region"):
+                 dynamics_size: str = "region", gate: float = 0.0):
         self.w, self.h = size
         self.c, self.tau, self.history, self.appearance, self.split = cell, tau, history, appearance, split
-        self.look, self.dynamics_size = look, dynamics_size
+        self.look, self.dynamics_size, self.gate = look, dynamics_size, gate
         self.dis = cv2.DISOpticalFlow_create(PRESETS[preset])
         self.dis.setFinestScale(finest_scale)      # 0 = full working resolution, 1 = half, 2 = quarter
         self.gh, self.gw = self.h // cell, self.w // cell
@@ -173,6 +173,7 @@ class CellStream:
     def reset(self) -> None:
         self.prev: np.ndarray | None = None
         self.flows: deque[np.ndarray] = deque(maxlen=self.history)    # per-cell flow, (Gh, Gw, 2) each
+        self.changes: deque[np.ndarray] = deque(maxlen=self.history)  # per-cell gray change, (Gh, Gw) each
 
     def cell_flow(self, gray: np.ndarray) -> np.ndarray | None:
         """Flow from the previous frame, camera motion removed, as ``(Gh, Gw, 2)`` cell means."""
@@ -182,15 +183,23 @@ class CellStream:
         return _cell_flow(self.dis, prev, gray, self.c)
 
     def update(self, gray: np.ndarray) -> Cells | None:
+        before = self.prev
         cf = self.cell_flow(gray)
-        return None if cf is None else self.describe(gray, cf)
+        return None if cf is None else self.describe(gray, cf, before)
 
-    def describe(self, gray: np.ndarray, cf: np.ndarray) -> Cells:
-        """Descriptors of frame ``gray`` given its cell flow ``cf`` ``(Gh, Gw, 2)`` (from :meth:`cell_flow`)."""
+    def describe(self, gray: np.ndarray, cf: np.ndarray, before: np.ndarray | None = None) -> Cells:
+        """Descriptors of frame ``gray`` given its cell flow ``cf`` ``(Gh, Gw, 2)`` (from :meth:`cell_flow`)
+        and the frame ``before`` it (needed with ``gate``: a cell is active only when its gray levels
+        changed, over the window, by more than ``gate`` on average; :func:`cell_change`)."""
         self.flows.append(cf)
         v = np.mean(self.flows, axis=0)                            # (Gh, Gw, 2) averaged over the window
         speed = np.linalg.norm(v, axis=-1)
         active = speed > self.tau                                  # (Gh, Gw)
+        if self.gate > 0 and before is not None:
+            # optical flow is smooth, so it spreads a walker's motion over the still ground around
+            # it; the gray levels of that ground do not change
+            self.changes.append(cell_change(before, gray, self.c))
+            active &= np.mean(self.changes, axis=0) > self.gate
         idx = np.flatnonzero(active)
         if idx.size == 0:
             return empty_cells(self.appearance, self.look, 2 if self.dynamics_size == "none" else 3)
@@ -277,6 +286,22 @@ def region_crops(gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
                       for x, y, w, h in boxes]).reshape(len(boxes), -1)
     crops -= crops.mean(1, keepdims=True)
     return crops / np.maximum(crops.std(1, keepdims=True), 1.0)
+
+
+def cell_change(before: np.ndarray, gray: np.ndarray, c: int) -> np.ndarray:
+    """``(Gh, Gw)`` float32: the mean absolute gray-level change per ``c x c`` cell from ``before`` to
+    ``gray`` (both ``(H, W)`` uint8)."""
+    return cell_mean(cv2.absdiff(gray, before).astype(np.float32), c)
+
+
+def window_changes(gray: np.ndarray, c: int, history: int) -> np.ndarray:
+    """``(T, H, W)`` uint8 frames -> ``(T-1, Gh, Gw)`` cell changes (:func:`cell_change`) averaged over
+    the last ``history`` frames, exactly as :meth:`CellStream.describe` averages them for its gate."""
+    ch = np.stack([cell_change(a, b, c) for a, b in zip(gray[:-1], gray[1:])])
+    csum = np.cumsum(np.concatenate([np.zeros_like(ch[:1]), ch]), axis=0)
+    t = np.arange(1, len(ch) + 1)
+    lo = np.maximum(0, t - history)
+    return (csum[t] - csum[lo]) / (t - lo)[:, None, None]
 
 
 def window_speeds(cfs: np.ndarray, history: int) -> np.ndarray:
