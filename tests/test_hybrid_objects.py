@@ -116,7 +116,7 @@ def test_tracking_averages_a_region_along_its_track():
 
 
 @pytest.mark.parametrize("fitted_with", [{"perspective": False, "track_frames": 0.0},
-                                         {"crowds": False, "dynamics_size": "region"}])
+                                         {"crowds": False, "dynamics_size": "region"}, {"change_factor": 0.0}])
 def test_a_run_saved_before_a_setting_existed_loads_as_it_was_fitted(tmp_path, fitted_with):
     """Object-level runs saved before ``perspective`` and ``track_frames`` existed, or before ``crowds`` and
     ``dynamics_size`` (whose defaults are now on and ``none``), lack those keys in their config: they load
@@ -332,3 +332,69 @@ def test_pace_makes_a_brisker_walk_normal_and_keeps_a_fast_object_odd():
         flagged[pace] = float(np.mean(np.concatenate([det.score(v) for v in brisk]) > det.threshold_))
         assert roc_auc_score([b is not None for b in truth], det.score(fast)) > 0.85, pace
     assert flagged[1.5] < 0.5 * flagged[1.0], flagged
+
+
+def test_the_gray_level_gate_needs_a_cell_s_pixels_to_change():
+    """With ``gate``, a cell the flow says moves is active only when its gray levels changed, on average over
+    the window, by more than the gate; without it, the flow alone decides."""
+    from vigil.models.hybrid.features import CellStream
+
+    rng = np.random.default_rng(3)
+    before = (rng.random((48, 64)) * 200).astype(np.uint8)
+    gray = before.copy()
+    gray[8:32, 16:24] = 255 - gray[8:32, 16:24]               # cells (1-3, 2) change, cells (1-3, 3) do not
+    cf = np.zeros((6, 8, 2), np.float32)
+    cf[1:4, 2:4] = (1.0, 0.0)                                 # the flow: a 3 x 2 block of cells moving right
+    gated = CellStream((64, 48), 8, tau=0.1, history=1, appearance=False, gate=5.0).describe(gray, cf, before)
+    np.testing.assert_array_equal(np.sort(gated.idx), [r * 8 + 2 for r in range(1, 4)])
+    plain = CellStream((64, 48), 8, tau=0.1, history=1, appearance=False).describe(gray, cf, before)
+    assert len(plain.idx) == 6
+
+
+def test_the_gate_keeps_moving_cells_on_the_walkers_and_a_fast_object_found():
+    """Smooth optical flow spreads a walker's motion over the still floor around it; with ``change_factor``
+    3 (the gate at 3x the training cells' median gray-level change) nearly every active cell lies on a
+    walker, where without it many do not. A fast object is still found, and the gate is saved with the run."""
+    import cv2
+
+    train = _train(6)
+    video = scene(np.random.default_rng(9), 4)[0]
+    fast, truth = scene(np.random.default_rng(60), 3, odd=(20, 45), odd_speed=3.0)
+    on_walkers = {}
+    for factor in (0.0, 3.0):
+        det = Hybrid(bank_size=3000, change_factor=factor).fit(train)
+        assert (det.gate_ > 0) == (factor > 0)
+        gw, gh = det.size_[0] // det.config.cell, det.size_[1] // det.config.cell
+        on = []
+        for gray, cells in zip(video, det._cells(video)):
+            if cells is not None and len(cells.idx):
+                near = cv2.dilate((gray < 90).astype(np.uint8), np.ones((9, 9), np.uint8)).astype(np.float32)
+                on.append((cv2.resize(near, (gw, gh), interpolation=cv2.INTER_AREA).ravel() > 0)[cells.idx])
+        on_walkers[factor] = float(np.concatenate(on).mean())
+        assert roc_auc_score([b is not None for b in truth], det.score(fast)) > 0.85, factor
+    assert on_walkers[3.0] > 0.95 and on_walkers[0.0] < on_walkers[3.0] - 0.1, on_walkers
+
+
+def test_a_gated_run_saves_its_gate_streams_alike_and_a_run_without_one_is_refused(tmp_path):
+    """A run fitted with ``change_factor`` keeps its gate, scores the same loaded and live; its config
+    without the gate does not load."""
+    import dataclasses
+    import json
+
+    from vigil import load
+
+    det = Hybrid(bank_size=2000, change_factor=3.0).fit(_train(4, seed=5))
+    run = det.save(tmp_path / "run")
+    loaded = load(run)
+    assert loaded.gate_ == det.gate_
+    video = scene(np.random.default_rng(6), 3)[0]
+    np.testing.assert_allclose(loaded.score(video), det.score(video), rtol=1e-6)
+    unsmoothed = Hybrid(dataclasses.replace(det.config, smooth_sigma=0.0))
+    unsmoothed.__dict__.update({k: v for k, v in loaded.__dict__.items() if k.endswith("_")})
+    live = loaded.stream()                     # the live path gates with the frame before, as the batch one
+    np.testing.assert_allclose([live.update(f)[0] for f in video][1:], unsmoothed.score(video)[1:], rtol=1e-5, atol=1e-5)
+    saved = json.loads((run / "config.json").read_text())
+    del saved["fitted"]["gate"]
+    (run / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(Exception, match="gate"):
+        load(run)
