@@ -535,8 +535,8 @@ def round_13(args, cls, train, groups, machine_info) -> None:
     """Round 13: :data:`THIRTEENTH_ROUND`, judged with twelve training videos (round 11's figures where it
     measured the candidate: the same code, deterministic) and with two (:func:`few_pairs`), by
     :func:`rule_13`; round 14 (``args.round`` 14): :data:`FOURTEENTH_ROUND`, every figure measured again,
-    by :func:`rule_14`; rounds 15 and 16 likewise, and round 17 by :func:`rule_17`, round 13's pick taken whole as
-    round 14 measured it."""
+    by :func:`rule_14`; rounds 15 and 16 likewise, and round 17 by :func:`rule_17`, and round 18 likewise, round 13's
+    pick taken whole as round 14 measured it."""
     here = Path(__file__).resolve().parent
     whole, twelve = {}, {}                # figures measured before: all of them, or the twelve-video ones
     if args.round >= 15:
@@ -545,7 +545,7 @@ def round_13(args, cls, train, groups, machine_info) -> None:
         twelve = json.loads((here / "results_select_hybrid_round11.json").read_text())["results"]
     results = {}
     rounds = {13: THIRTEENTH_ROUND, 14: FOURTEENTH_ROUND, 15: FIFTEENTH_ROUND, 16: SIXTEENTH_ROUND,
-              17: SEVENTEENTH_ROUND}
+              17: SEVENTEENTH_ROUND, 18: EIGHTEENTH_ROUND}
     for name, over in rounds[args.round].items():
         if name in whole:
             results[name] = dict(whole[name])
@@ -570,7 +570,7 @@ def round_13(args, cls, train, groups, machine_info) -> None:
               f"pooled {res['few_auc_pooled']:.4f} (paste {res['few_auc_paste']:.3f}, wide {res['few_auc_wide']:.3f}, "
               f"glide {res['few_auc_glide']:.3f}; folds {' '.join(f'{a:.3f}' for a in res['few_auc_pooled_per_fold'])})"
               f"  {res['seconds']:.0f} s", flush=True)
-    if args.round == 17:
+    if args.round >= 17:
         pick = rule_17(results, next(iter(results)))
         said = (f"round 11's bounds, the corridors' wrong-way walkers found at most {AUC_TOLERANCE} worse and with two "
                 f"training videos no more unseen normal frames flagged than by round 13's pick (or {100 * LIMIT:.0f}%); "
@@ -638,13 +638,26 @@ SEVENTEENTH_ROUND = {
 }
 
 
+#: the eighteenth round, written after round 17's figures (training clips only; no Ped2 test figure of the gate
+#: had been seen): the gate found every pseudo-anomaly kind better and the corridors' wrong-way walker far
+#: better (0.984 against 0.805), but flagged 4.4% of pseudo-crowds' frames and, fitted on two videos, 17.1% of
+#: unseen normal frames; ``mirror`` and ``pace``, the two settings that lowered the few-video false alarms at
+#: the cost of the wrong-way walker (rounds 14-16), are tried with it, judged by :func:`rule_17` unchanged
+EIGHTEENTH_ROUND = {
+    "motion+dynamics / objects / split / crowds / dynamics size none (round 13's pick)": _ROUND_13_PICK,
+    "round 13's pick / gate 3 / mirror": dict(_ROUND_13_PICK, change_factor=3.0, mirror=True),
+    "round 13's pick / gate 3 / pace 1.5": dict(_ROUND_13_PICK, change_factor=3.0, pace=1.5),
+    "round 13's pick / gate 3 / mirror / pace 1.5": dict(_ROUND_13_PICK, change_factor=3.0, mirror=True, pace=1.5),
+}
+
+
 def rule_17(results: dict[str, dict], incumbent: str) -> str:
     """Round 17's rule, fixed before its figures: eligible, round 11's bounds (twelve training videos and the
     corridors), the corridors' wrong-way walkers found at most ``AUC_TOLERANCE`` worse than by the incumbent,
     and with two training videos at most as many unseen normal frames flagged as by the incumbent or
     ``LIMIT``, whichever is higher. An eligible candidate replaces the incumbent when its pooled AUC averaged
     over the two regimes (twelve and two training videos) is higher in every fold; among those, the highest
-    mean; when none is, the incumbent stays."""
+    mean; when none is, the incumbent stays. Round 18 uses it too, unchanged."""
     def both(r):
         return [(a + b) / 2 for a, b in zip(r["auc_pooled_per_fold"], r["few_auc_pooled_per_fold"])]
 
@@ -733,7 +746,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json")
-    ap.add_argument("--round", type=int, choices=tuple(range(1, 18)), default=2,
+    ap.add_argument("--round", type=int, choices=tuple(range(1, 19)), default=2,
                     help="1: the first candidates; 2 (default): with perspective and tracking; 3: around 2's pick; "
                          "4: 3's pick, split; 5: with a second camera (the synthetic corridor); "
                          "6: the shape evidence, with the wide pseudo-anomaly; 7: 6's pick, with the look evidence; "
@@ -744,7 +757,7 @@ def main() -> None:
                          "13: the few-video regime on pairs from both ends of the training set, with motion alone; "
                          "14: 13's pick with mirror; 15: 13's pick with pace; 16: 15 again, the banks' metric the "
                          "footage's own; 17: 13's pick with the gray-level gate on moving cells, alone, with shape "
-                         "and with the region size in dynamics")
+                         "and with the region size in dynamics; 18: the gate with mirror, pace or both")
     args = ap.parse_args()
 
     from vigil.data import load_dataset
@@ -760,7 +773,7 @@ def main() -> None:
         return rejudge(args, Hybrid, machine_info)
     if args.round == 12:
         return few_judge(args, Hybrid, train, groups, machine_info)
-    if args.round in (13, 14, 15, 16, 17):
+    if args.round in range(13, 19):
         return round_13(args, Hybrid, train, groups, machine_info)
     candidates = round_candidates(args.round)
     for name, over in candidates.items():
