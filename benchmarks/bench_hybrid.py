@@ -18,7 +18,7 @@ Speed is measured two ways, both on one process:
 * **end to end**: the same from the dataset's image files with the frame cache off (decode included).
 
     .venv/bin/python benchmarks/bench_hybrid.py [--data PATH] [--seed S] [--json out.json] [--no-ablation]
-        [--no-few] [--few-set KEY=VALUE ...] [--few-pairs spread|all]
+        [--no-few] [--few-set KEY=VALUE ...] [--few-pairs spread|all] [--only TEXT]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def ablation() -> list[tuple[str, dict]]:
 
     d = HybridConfig()
     # the versions before: the settings they had, including those added since (no own crowds, the region size)
-    was = dict(crowds=False, dynamics_size="region", mirror=False, pace=1.0)
+    was = dict(crowds=False, dynamics_size="region", mirror=False, pace=1.0, change_factor=0.0)
     before = dict(was, evidence=("motion",), track_frames=0.0, neighbourhood=3, split=False, perspective=False)
     return [(f"{e} alone", {"evidence": (e,)}) for e in ("motion", "dynamics", "location", "shape", "look",
                                                            "appearance")] + [
@@ -55,6 +55,13 @@ def ablation() -> list[tuple[str, dict]]:
         (f"own crowds {'off' if d.crowds else 'on'}", {"crowds": not d.crowds}),
         (f"mirror {'off' if d.mirror else 'on'}", {"mirror": not d.mirror}),
         (f"pace {1.0 if d.pace > 1 else 1.5:g}", {"pace": 1.0 if d.pace > 1 else 1.5}),
+        *([("gate 3 (change_factor 3)", {"change_factor": 3.0}),
+           ("gate 3, + shape", {"change_factor": 3.0, "evidence": tuple(d.evidence) + ("shape",)}),
+           ("gate 3, dynamics size region", {"change_factor": 3.0, "dynamics_size": "region"}),
+           ("gate 3, mirror", {"change_factor": 3.0, "mirror": True}),
+           ("gate 3, pace 1.5", {"change_factor": 3.0, "pace": 1.5}),
+           ("gate 3, mirror, pace 1.5", {"change_factor": 3.0, "mirror": True, "pace": 1.5})]
+          if not d.change_factor else [("gate off (change_factor 0)", {"change_factor": 0.0})]),
         ("calibration holdout (one held-out fifth)", {"calibration": "holdout"}),
         ("round 4's pick (tracked, neighbourhood 2; fails the synthetic camera)",
          dict(was, evidence=("motion", "dynamics"), track_frames=5.0, neighbourhood=2, split=True, perspective=False)),
@@ -163,6 +170,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-few", action="store_true", help="skip the few-video regime (fits on two training videos)")
     ap.add_argument("--few-set", action="append", default=[], metavar="KEY=VALUE",
                     help="also run the few-video regime with this setting changed (repeatable; one variant)")
+    ap.add_argument("--only", metavar="TEXT",
+                    help="run only the ablation rows whose name contains TEXT (the main run and the few-video "
+                         "regime as asked)")
     ap.add_argument("--few-pairs", choices=("spread", "all"), default="spread",
                     help="the few-video fits: four pairs spread over the training set (default), or all eight "
                          "disjoint consecutive pairs")
@@ -213,7 +223,7 @@ def main(argv=None) -> int:
               " among normal frames more than 6 frames from any anomalous one)")
         print(f"{'the defaults, changed':<66} {'micro':>7} {'01-06':>7} {'07-12':>7} {'macro':>7} "
               f"{'normal>thr':>10} {'far>thr':>8} {'fit s':>6} {'fps':>6}")
-        for name, over in ablation():
+        for name, over in [(n, o) for n, o in ablation() if not args.only or args.only in n]:
             r = evaluate(ds, over, seed=args.seed)
             r.pop("det")
             f = r["figures"]
