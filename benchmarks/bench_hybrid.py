@@ -5,7 +5,8 @@ AP, EER), the test figures every benchmark prints (micro AUC on all clips, 01-06
 the threshold's share of normal and anomalous frames: ``common.test_figures``), fitting time, scoring
 speed and peak memory, the machine, the RBDC of the boxes, and an ablation: the defaults with one
 thing changed at a time (each kind of evidence alone, other fusions, no tracking, the neighbourhood,
-split, perspective, the calibration), then the versions before (each fitted and calibrated on its own).
+split, perspective, the calibration, the gray-level gate alone and with other settings), then the
+versions before (each fitted and calibrated on its own); ``--only TEXT`` runs only the rows naming TEXT.
 The few-video regime (skip with ``--no-few``): the defaults fitted on two training videos alone, four
 pairs spread over the training set (:data:`FEW_PAIRS`), each scored on every test clip, as a camera
 with two short normal videos would be; ``--few-set KEY=VALUE`` runs it for one variant too, and
