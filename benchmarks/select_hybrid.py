@@ -571,22 +571,22 @@ def round_13(args, cls, train, groups, machine_info) -> None:
               f"glide {res['few_auc_glide']:.3f}; folds {' '.join(f'{a:.3f}' for a in res['few_auc_pooled_per_fold'])})"
               f"  {res['seconds']:.0f} s", flush=True)
     if args.round >= 17:
-        pick = rule_17(results, next(iter(results)))
-        said = (f"round 11's bounds, the corridors' wrong-way walkers found at most {AUC_TOLERANCE} worse and with two "
-                f"training videos no more unseen normal frames flagged than by round 13's pick (or {100 * LIMIT:.0f}%); "
-                f"then a candidate replaces round 13's pick when its pooled AUC averaged over twelve and two videos "
-                f"is higher in every fold (the highest mean of those)")
+        chosen_by, said = rule_17, (
+            f"round 11's bounds, the corridors' wrong-way walkers found at most {AUC_TOLERANCE} worse and with two "
+            f"training videos no more unseen normal frames flagged than by round 13's pick (or {100 * LIMIT:.0f}%); "
+            f"then a candidate replaces round 13's pick when its pooled AUC averaged over twelve and two videos is "
+            f"higher in every fold (the highest mean of those)")
     elif args.round >= 14:
-        pick = rule_14(results, next(iter(results)))
-        said = (f"round 11's bounds and the corridors' wrong-way walkers found at most {AUC_TOLERANCE} worse; then a "
-                f"candidate replaces round 13's pick when it flags fewer unseen normal frames with two training videos "
-                f"and its pooled AUC averaged over twelve and two videos is higher in every fold or at most "
-                f"{AUC_TOLERANCE} lower")
+        chosen_by, said = rule_14, (
+            f"round 11's bounds and the corridors' wrong-way walkers found at most {AUC_TOLERANCE} worse; then a "
+            f"candidate flagging fewer unseen normal frames with two training videos replaces round 13's pick when "
+            f"its pooled AUC averaged over twelve and two videos is higher in every fold or at most {AUC_TOLERANCE} lower")
     else:
-        pick = rule_13(results, next(iter(results)))
-        said = (f"round 11's bounds; then, among those flagging <= {100 * LIMIT:.0f}% of unseen normal frames with two "
-                f"training videos, the highest pooled AUC averaged over twelve and two videos (round 10's pick stays "
-                f"unless beaten in every fold); if none, the fewest two-video false alarms")
+        chosen_by, said = rule_13, (
+            f"round 11's bounds; then, among those flagging <= {100 * LIMIT:.0f}% of unseen normal frames with two "
+            f"training videos, the highest pooled AUC averaged over twelve and two videos (round 10's pick stays "
+            f"unless beaten in every fold); if none, the fewest two-video false alarms")
+    pick = chosen_by(results, next(iter(results)))
     print(f"\nrule: {said} -> {pick}")
     if args.json:
         save_json(args.json, {"results": results, "pick": pick, "machine": machine_info()})
