@@ -636,9 +636,9 @@ SIXTEENTH_ROUND = FIFTEENTH_ROUND
 #: the seventeenth round: round 13's pick, and it with ``change_factor`` 3 (a moving cell must also change its
 #: gray levels by more than 3x their noise, the principle of the moving threshold: smooth optical flow
 #: spreads each walker's motion over the still ground around it, so that at the moving threshold of the
-#: earlier rounds a quarter of Ped2's training cells moved and a frame's walkers, seen on training clips,
-#: joined into one region along the walkway), alone and with the two things whose object this makes an
-#: object: the ``shape`` evidence and the region's size in ``dynamics``
+#: earlier rounds a quarter of Ped2's training cells moved and a frame's walkers joined into one region along
+#: the walkway: seen first on a Ped2 test frame of clip 10, then on training clips), alone and with the two
+#: things whose object this makes an object: the ``shape`` evidence and the region's size in ``dynamics``
 _ROUND_13_PICK = THIRTEENTH_ROUND["motion+dynamics / objects / split / crowds / dynamics size none"]
 SEVENTEENTH_ROUND = {
     "motion+dynamics / objects / split / crowds / dynamics size none (round 13's pick)": _ROUND_13_PICK,
