@@ -294,24 +294,25 @@ def cell_change(before: np.ndarray, gray: np.ndarray, c: int) -> np.ndarray:
     return cell_mean(cv2.absdiff(gray, before).astype(np.float32), c)
 
 
+def window_means(x: np.ndarray, history: int) -> np.ndarray:
+    """``(T, ...)`` per-frame values -> ``(T, ...)``: each frame's mean over the last ``history`` frames (fewer
+    at the start), as :class:`CellStream`'s deques of ``history`` frames average them."""
+    csum = np.cumsum(np.concatenate([np.zeros_like(x[:1]), x]), axis=0)
+    t = np.arange(1, len(x) + 1)
+    lo = np.maximum(0, t - history)
+    return (csum[t] - csum[lo]) / (t - lo).reshape(-1, *([1] * (x.ndim - 1)))
+
+
 def window_changes(gray: np.ndarray, c: int, history: int) -> np.ndarray:
     """``(T, H, W)`` uint8 frames -> ``(T-1, Gh, Gw)`` cell changes (:func:`cell_change`) averaged over
     the last ``history`` frames, exactly as :meth:`CellStream.describe` averages them for its gate."""
-    ch = np.stack([cell_change(a, b, c) for a, b in zip(gray[:-1], gray[1:])])
-    csum = np.cumsum(np.concatenate([np.zeros_like(ch[:1]), ch]), axis=0)
-    t = np.arange(1, len(ch) + 1)
-    lo = np.maximum(0, t - history)
-    return (csum[t] - csum[lo]) / (t - lo)[:, None, None]
+    return window_means(np.stack([cell_change(a, b, c) for a, b in zip(gray[:-1], gray[1:])]), history)
 
 
 def window_speeds(cfs: np.ndarray, history: int) -> np.ndarray:
     """``(T, Gh, Gw, 2)`` cell flows -> ``(T, Gh, Gw)`` speeds of the flow averaged over the last
     ``history`` frames, exactly as :meth:`CellStream.describe` averages them."""
-    csum = np.cumsum(np.concatenate([np.zeros_like(cfs[:1]), cfs]), axis=0)
-    t = np.arange(1, len(cfs) + 1)
-    lo = np.maximum(0, t - history)
-    v = (csum[t] - csum[lo]) / (t - lo)[:, None, None, None]
-    return np.linalg.norm(v, axis=-1)
+    return np.linalg.norm(window_means(cfs, history), axis=-1)
 
 
 def self_crowd(gray: np.ndarray, thr: float = 25.0, min_frames: int = 8) -> np.ndarray | None:
