@@ -1,6 +1,6 @@
 """Choose ``hybrid``'s evidence and pooling on training footage alone (no test label is read).
 
-    .venv/bin/python benchmarks/select_hybrid.py [--round 1-16] [--data PATH] [--folds 4] [--seed 0] [--json out.json]
+    .venv/bin/python benchmarks/select_hybrid.py [--round 1-19] [--data PATH] [--folds 4] [--seed 0] [--json out.json]
 
 The training videos are split into ``--folds`` groups. For each group, every candidate is fitted on the
 other training videos (hybrid holds out its own calibration videos inside those) and judged on the
@@ -439,6 +439,17 @@ def rule(results: dict[str, dict], synthetic: bool) -> str | None:
     return max(ok, key=lambda n: ok[n]["auc_pooled"]) if ok else None
 
 
+def within_round_11_bounds(r: dict) -> bool:
+    """Round 11's bounds, used by every rule since: at most ``LIMIT`` of the unseen and of the crowded normal
+    frames flagged with twelve training videos, at most ``SYNTHETIC_LIMIT`` of the corridors' far normal frames."""
+    return r["fa_unseen"] <= LIMIT and r["fa_crowd"] <= LIMIT and r["fa_synthetic_far"] <= SYNTHETIC_LIMIT
+
+
+def both_regimes(r: dict) -> list[float]:
+    """Per fold, the pooled pseudo-anomaly AUC averaged over the two regimes (twelve and two training videos)."""
+    return [(a + b) / 2 for a, b in zip(r["auc_pooled_per_fold"], r["few_auc_pooled_per_fold"])]
+
+
 def rule_11(results: dict[str, dict], incumbent: str) -> str:
     """Round 11's rule, fixed before any of its figures were seen. Eligible: within the bounds (``fa_unseen``
     and ``fa_crowd`` at most 3%, and at most 5% of the five corridors' normal frames far from any anomaly
@@ -446,12 +457,9 @@ def rule_11(results: dict[str, dict], incumbent: str) -> str:
     when it costs at most ``AUC_TOLERANCE`` of the mean pooled AUC and at most halves the false alarms of
     the few-video regime (the mean of its plain and crowded shares). Among those that do, the highest
     pooled AUC; when none does, the incumbent stays."""
-    def ok(r):
-        return r["fa_unseen"] <= LIMIT and r["fa_crowd"] <= LIMIT and r["fa_synthetic_far"] <= SYNTHETIC_LIMIT
-
     inc = results[incumbent]
     few = lambda r: (r["fa_few_unseen"] + r["fa_few_crowd"]) / 2  # noqa: E731
-    better = {n: r for n, r in results.items() if n != incumbent and ok(r) and (
+    better = {n: r for n, r in results.items() if n != incumbent and within_round_11_bounds(r) and (
         all(a > b for a, b in zip(r["auc_pooled_per_fold"], inc["auc_pooled_per_fold"]))
         or (r["auc_pooled"] >= inc["auc_pooled"] - AUC_TOLERANCE and few(r) <= few(inc) / 2))}
     return max(better, key=lambda n: better[n]["auc_pooled"]) if better else incumbent
@@ -463,14 +471,9 @@ def rule_12(results: dict[str, dict], incumbent: str) -> str:
     frames flagged in the few-video regime too; an eligible candidate replaces the incumbent when its
     pooled AUC, averaged over the two regimes (fitted on 12 videos and on 2), is higher in every fold.
     Among those that do, the highest such mean; when none does, the incumbent stays."""
-    def ok(r):
-        return (r["fa_unseen"] <= LIMIT and r["fa_crowd"] <= LIMIT and r["fa_synthetic_far"] <= SYNTHETIC_LIMIT
-                and r["fa_few_unseen"] <= LIMIT)
-
-    both = {n: [(a + b) / 2 for a, b in zip(r["auc_pooled_per_fold"], r["few_auc_pooled_per_fold"])]
-            for n, r in results.items()}
-    better = {n: r for n, r in results.items() if n != incumbent and ok(r)
-              and all(a > b for a, b in zip(both[n], both[incumbent]))}
+    both = {n: both_regimes(r) for n, r in results.items()}
+    better = {n: r for n, r in results.items() if n != incumbent and within_round_11_bounds(r)
+              and r["fa_few_unseen"] <= LIMIT and all(a > b for a, b in zip(both[n], both[incumbent]))}
     return max(better, key=lambda n: np.mean(both[n])) if better else incumbent
 
 
@@ -493,13 +496,11 @@ def rule_13(results: dict[str, dict], incumbent: str) -> str:
     videos (``few_fa_unseen``, over :func:`few_pairs`), the highest pooled AUC averaged over the two
     regimes among those, where the incumbent, if it is one, stays unless another is higher in every
     fold; otherwise the eligible candidate with the fewest few-video false alarms."""
-    ok = {n: r for n, r in results.items()
-          if r["fa_unseen"] <= LIMIT and r["fa_crowd"] <= LIMIT and r["fa_synthetic_far"] <= SYNTHETIC_LIMIT}
+    ok = {n: r for n, r in results.items() if within_round_11_bounds(r)}
     honest = {n: r for n, r in ok.items() if r["few_fa_unseen"] <= LIMIT}
     if not honest:
         return min(ok, key=lambda n: ok[n]["few_fa_unseen"]) if ok else incumbent
-    both = {n: [(a + b) / 2 for a, b in zip(r["auc_pooled_per_fold"], r["few_auc_pooled_per_fold"])]
-            for n, r in honest.items()}
+    both = {n: both_regimes(r) for n, r in honest.items()}
     best = max(honest, key=lambda n: np.mean(both[n]))
     if incumbent in honest and best != incumbent and not all(a > b for a, b in zip(both[best], both[incumbent])):
         return incumbent
@@ -545,8 +546,8 @@ def round_13(args, cls, train, groups, machine_info) -> None:
     """Round 13: :data:`THIRTEENTH_ROUND`, judged with twelve training videos (round 11's figures where it
     measured the candidate: the same code, deterministic) and with two (:func:`few_pairs`), by
     :func:`rule_13`; round 14 (``args.round`` 14): :data:`FOURTEENTH_ROUND`, every figure measured again,
-    by :func:`rule_14`; rounds 15 and 16 likewise, and round 17 by :func:`rule_17`, and rounds 18 and 19 likewise, round 13's
-    pick taken whole as round 14 measured it."""
+    by :func:`rule_14`; rounds 15 and 16 likewise; rounds 17-19 by :func:`rule_17`. From round 15 on, round
+    13's pick is taken whole as round 14 measured it."""
     here = Path(__file__).resolve().parent
     whole, twelve = {}, {}                # figures measured before: all of them, or the twelve-video ones
     if args.round >= 15:
@@ -680,16 +681,13 @@ def rule_17(results: dict[str, dict], incumbent: str) -> str:
     ``LIMIT``, whichever is higher. An eligible candidate replaces the incumbent when its pooled AUC averaged
     over the two regimes (twelve and two training videos) is higher in every fold; among those, the highest
     mean; when none is, the incumbent stays. Rounds 18 and 19 use it too, unchanged."""
-    def both(r):
-        return [(a + b) / 2 for a, b in zip(r["auc_pooled_per_fold"], r["few_auc_pooled_per_fold"])]
-
     inc = results[incumbent]
     ok = {n: r for n, r in results.items()
-          if r["fa_unseen"] <= LIMIT and r["fa_crowd"] <= LIMIT and r["fa_synthetic_far"] <= SYNTHETIC_LIMIT
-          and r["auc_wrong_way"] >= inc["auc_wrong_way"] - AUC_TOLERANCE
+          if within_round_11_bounds(r) and r["auc_wrong_way"] >= inc["auc_wrong_way"] - AUC_TOLERANCE
           and r["few_fa_unseen"] <= max(LIMIT, inc["few_fa_unseen"])}
-    better = {n: r for n, r in ok.items() if n != incumbent and all(a > b for a, b in zip(both(r), both(inc)))}
-    return max(better, key=lambda n: np.mean(both(better[n]))) if better else incumbent
+    better = {n: r for n, r in ok.items()
+              if n != incumbent and all(a > b for a, b in zip(both_regimes(r), both_regimes(inc)))}
+    return max(better, key=lambda n: np.mean(both_regimes(better[n]))) if better else incumbent
 
 
 def rule_14(results: dict[str, dict], incumbent: str) -> str:
@@ -701,15 +699,12 @@ def rule_14(results: dict[str, dict], incumbent: str) -> str:
     videos (``few_fa_unseen``, over :func:`few_pairs`) and its pooled AUC averaged over the two regimes is
     higher in every fold or at most ``AUC_TOLERANCE`` lower in the mean. Among those that do, the fewest
     two-video false alarms; when none does, the incumbent stays. Rounds 15 and 16 use it too, unchanged."""
-    def both(r):
-        return [(a + b) / 2 for a, b in zip(r["auc_pooled_per_fold"], r["few_auc_pooled_per_fold"])]
-
     inc = results[incumbent]
     ok = {n: r for n, r in results.items()
-          if r["fa_unseen"] <= LIMIT and r["fa_crowd"] <= LIMIT and r["fa_synthetic_far"] <= SYNTHETIC_LIMIT
-          and r["auc_wrong_way"] >= inc["auc_wrong_way"] - AUC_TOLERANCE}
+          if within_round_11_bounds(r) and r["auc_wrong_way"] >= inc["auc_wrong_way"] - AUC_TOLERANCE}
     better = {n: r for n, r in ok.items() if n != incumbent and r["few_fa_unseen"] < inc["few_fa_unseen"] and (
-        all(a > b for a, b in zip(both(r), both(inc))) or np.mean(both(r)) >= np.mean(both(inc)) - AUC_TOLERANCE)}
+        all(a > b for a, b in zip(both_regimes(r), both_regimes(inc)))
+        or np.mean(both_regimes(r)) >= np.mean(both_regimes(inc)) - AUC_TOLERANCE)}
     return min(better, key=lambda n: better[n]["few_fa_unseen"]) if better else incumbent
 
 

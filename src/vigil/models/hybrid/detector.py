@@ -10,7 +10,7 @@ Method (descriptors in :mod:`vigil.models.hybrid.features`):
 1. **Cells.** Each frame is resized to a working width (240 px); OpenCV's DIS optical flow from the
    previous frame is computed, the frame's median flow (camera shake) subtracted, and the flow is
    averaged per 8x8 cell and over the last 3 frames. Cells faster than ``tau_`` are active; with
-   ``change_factor`` (off by default; selection rounds 17-18) only where their gray levels also changed
+   ``change_factor`` (off by default; selection rounds 17-19) only where their gray levels also changed
    by more than ``gate_`` (smooth flow spreads a walker's motion over the still ground around it).
 2. **Evidence** for each active cell, six kinds (``config.evidence`` picks which are used; the
    default, ``motion`` and ``dynamics``, and how it was chosen: README, "How hybrid's settings were
