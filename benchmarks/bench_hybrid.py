@@ -61,7 +61,10 @@ def ablation() -> list[tuple[str, dict]]:
            ("gate 3, dynamics size region", {"change_factor": 3.0, "dynamics_size": "region"}),
            ("gate 3, mirror", {"change_factor": 3.0, "mirror": True}),
            ("gate 3, pace 1.5", {"change_factor": 3.0, "pace": 1.5}),
-           ("gate 3, mirror, pace 1.5", {"change_factor": 3.0, "mirror": True, "pace": 1.5})]
+           ("gate 3, mirror, pace 1.5", {"change_factor": 3.0, "mirror": True, "pace": 1.5}),
+           ("gate 3, dynamics size region, pace 2", {"change_factor": 3.0, "dynamics_size": "region", "pace": 2.0}),
+           ("gate 3, dynamics size region, pace 2, + look", {"change_factor": 3.0, "dynamics_size": "region",
+                                                             "pace": 2.0, "evidence": tuple(d.evidence) + ("look",)})]
           if not d.change_factor else [("gate off (change_factor 0)", {"change_factor": 0.0})]),
         ("calibration holdout (one held-out fifth)", {"calibration": "holdout"}),
         ("round 4's pick (tracked, neighbourhood 2; fails the synthetic camera)",
