@@ -116,7 +116,8 @@ def test_tracking_averages_a_region_along_its_track():
 
 
 @pytest.mark.parametrize("fitted_with", [{"perspective": False, "track_frames": 0.0},
-                                         {"crowds": False, "dynamics_size": "region"}, {"change_factor": 0.0}])
+                                         {"crowds": False, "dynamics_size": "region"}, {"change_factor": 0.0},
+                                         {"object_size": 0.0}])
 def test_a_run_saved_before_a_setting_existed_loads_as_it_was_fitted(tmp_path, fitted_with):
     """Object-level runs saved before ``perspective`` and ``track_frames`` existed, or before ``crowds`` and
     ``dynamics_size`` (whose defaults are now on and ``none``), lack those keys in their config: they load
@@ -398,3 +399,31 @@ def test_a_gated_run_saves_its_gate_streams_alike_and_a_run_without_one_is_refus
     (run / "config.json").write_text(json.dumps(saved))
     with pytest.raises(Exception, match="gate"):
         load(run)
+
+
+def test_objects_seen_small_are_worked_on_at_a_finer_scale(tmp_path):
+    """``object_size``: the moving objects' mean height in cells halves when the frame is worked at half the
+    width; fitted at a working width where the walkers are 1-2 cells tall, the working width grows (up to the
+    source's own) until they are as tall as the setting asks, a run keeps that size, and where the objects are
+    tall enough, or the source is no wider, nothing changes."""
+    from vigil import load
+    from vigil.models.hybrid.features import object_height
+
+    train = _train(6)
+    small = [np.stack([cv2_resize(f, (80, 60)) for f in v]) for v in train]
+    heights = object_height(train, 8), object_height(small, 8)
+    assert 0.35 < heights[1] / heights[0] < 0.7, heights
+    grown = Hybrid(bank_size=3000, max_width=80, object_size=heights[0]).fit(train)
+    assert 120 <= grown.size_[0] <= 160, grown.size_                # as tall as at the source's width, about
+    assert Hybrid(bank_size=3000, max_width=80, object_size=3 * heights[0]).fit(train).size_[0] == 160  # never beyond
+    assert Hybrid(bank_size=3000, max_width=80, object_size=0.0).fit(train).size_[0] == 80
+    assert Hybrid(bank_size=3000, max_width=80, object_size=heights[1] * 0.9).fit(train).size_[0] == 80
+    fast, truth = scene(np.random.default_rng(60), 3, odd=(20, 45), odd_speed=3.0)
+    assert roc_auc_score([b is not None for b in truth], grown.score(fast)) > 0.85
+    assert load(grown.save(tmp_path / "run")).size_ == grown.size_
+
+
+def cv2_resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)

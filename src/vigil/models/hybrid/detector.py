@@ -7,7 +7,8 @@ the same in every video and every crowd.
 
 Method (descriptors in :mod:`vigil.models.hybrid.features`):
 
-1. **Cells.** Each frame is resized to a working width (240 px); OpenCV's DIS optical flow from the
+1. **Cells.** Each frame is resized to a working width (240 px, wider where the training footage's moving
+   objects would be under ``object_size`` cells tall there: :meth:`Hybrid._object_width`); OpenCV's DIS optical flow from the
    previous frame is computed, the frame's median flow (camera shake) subtracted, and the flow is
    averaged per 8x8 cell and over the last 3 frames. Cells faster than ``tau_`` are active; with
    ``change_factor`` (off by default; selection rounds 17-19) only where their gray levels also changed
@@ -86,11 +87,11 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from vigil import scoring, training
-from vigil.detector import Detector, Input
+from vigil.detector import Detector, Input, as_video
 from vigil.errors import VigilError, VigilWarning
 from vigil.models.hybrid.features import (APPEARANCE_WIDTH, LOOK_WIDTH, SHAPE_WIDTH, Cells, CellStream, PRESETS, cell_flows,
-                                          empty_cells, moving_regions, region_centres, region_stats, self_crowd,
-                                          window_changes, window_speeds, working_size)
+                                          empty_cells, moving_regions, object_height, region_centres, region_stats,
+                                          self_crowd, window_changes, window_speeds, working_size)
 from vigil.models.knn import KnnBank
 from vigil.registry import register
 
@@ -100,6 +101,8 @@ DYNAMICS_SIZES = ("region", "local", "none")
 CROWD_COUNTS = ("regions", "objects")
 _BANKS = {"motion": "velocity", "dynamics": "dynamics", "shape": "shape", "appearance": "appearance"}  # -> descriptor
 FEW_VIDEOS = 5            # fewer training videos than the cross-fitted calibration's groups: fit() warns
+PROBE_RUNS, PROBE_FRAMES = 4, 24  # object_size's measure: runs of consecutive frames per training video
+MAX_GROWTH = 2            # object_size grows the working width to at most 2x max_width: flow costs ~4x at most
 LOOK_VARIANCE = 0.9       # the look subspace keeps the principal components of 90% of normal crops' variance
 
 
@@ -107,6 +110,12 @@ LOOK_VARIANCE = 0.9       # the look subspace keeps the principal components of 
 class HybridConfig:
     max_width: int = 240          # working width: 360x240 Ped2 -> 240x160; flow cost grows with pixels
     cell: int = 8                 # 8x8 px cells: a Ped2 walker at 240 px is ~2x4 cells
+    # the working width grows beyond max_width (up to the source's width, at most 2x max_width) until the
+    # training footage's moving objects are this many cells tall on average (features.object_height, measured
+    # at max_width): every other setting was chosen at Ped2's scale, where they are 5.6 tall at 240 px, and a
+    # camera seeing people smaller (a wider view, a larger frame) would otherwise give them a cell or two;
+    # 0: max_width, whatever the objects' size (what runs saved before this setting load as)
+    object_size: float = 5.5
     # DIS FAST iterations and variational refinement, at half the working resolution (FAST alone
     # stops at a quarter). Chosen on training clips alone: the ratio of the 99th percentile to the
     # median cell speed (moving vs static) is 6.1 for ULTRAFAST, 6.4 FAST, 15.7 MEDIUM, 16.0 this.
@@ -230,13 +239,13 @@ class Hybrid(Detector):
               "shrinkage": (0.0, None),
               "holdout": (0.0, 1.0), "neighbourhood": (1, None), "smooth_sigma": (0.0, None),
               "false_alarm_rate": (0.0, 1.0), "seed": (0, None), "tail": (1e-3, 0.5), "box_p": (0.0, 1.0),
-              "track_frames": (0.0, None), "pace": (1.0, None)}
+              "track_frames": (0.0, None), "pace": (1.0, None), "object_size": (0.0, None)}
     #: the cell version's map is on the frame score's scale (its boxes are cut at threshold_)
     maps_on_score_scale = True
     #: run folders saved before these settings existed were fitted with the cell version
     legacy_settings = {"pooling": "cells", "calibration": "holdout", "perspective": False, "track_frames": 0.0,
                        "split": False, "crowds": False, "dynamics_size": "region", "mirror": False,
-                       "pace": 1.0, "change_factor": 0.0}
+                       "pace": 1.0, "change_factor": 0.0, "object_size": 0.0}
 
     # --- fitting ------------------------------------------------------------------------------
     def _check_config(self) -> None:
@@ -256,11 +265,41 @@ class Hybrid(Detector):
             raise VigilError(f"hybrid: pooling '{cfg.pooling}' is not one of {list(POOLING)}")
 
     def _input(self, frame_size=None) -> Input:
-        """Gray frames at the working size, fixed at fit from the training footage's frame size."""
+        """Gray frames at the working size, fixed at fit from the training footage's frame size (and, with
+        ``object_size``, its objects' size: :meth:`_object_width`)."""
         if frame_size is not None:
             h, w = frame_size
-            self.size_ = working_size(w, h, self.config.max_width, self.config.cell)
+            self.size_ = working_size(w, h, getattr(self, "width_", None) or self.config.max_width, self.config.cell)
         return Input(self.size_, gray=True)
+
+    def fit(self, videos, **train) -> "Hybrid":
+        self.width_ = None
+        self._check_config()
+        if self.config.object_size > 0 and len(videos):
+            videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
+            self.width_ = self._object_width(videos)
+        return super().fit(videos, **train)
+
+    def _object_width(self, videos: list) -> int | None:
+        """The working width at which the training footage's moving objects are ``object_size`` cells tall
+        on average, when that is wider than ``max_width`` (never wider than the source, nor than
+        ``MAX_GROWTH`` x ``max_width``); ``None`` (``max_width``) otherwise. Measured on a few runs of
+        consecutive frames of every video, read at ``max_width``."""
+        cfg = self.config
+        h, w = videos[0].frame_size()
+        probe = working_size(w, h, cfg.max_width, cfg.cell)
+        if probe[0] + cfg.cell > w:                     # the source is no wider: nothing finer to work at
+            return None
+        runs = []
+        for v in videos:
+            g = v.frames(size=probe, gray=True)
+            n = min(PROBE_FRAMES, len(g))
+            if n >= 2:
+                runs += [g[a:a + n] for a in np.unique(np.linspace(0, len(g) - n, PROBE_RUNS).astype(int))]
+        height = object_height(runs, cfg.cell, cfg.history, cfg.tau_factor, cfg.flow_preset, cfg.flow_scale)
+        if height is None or height >= cfg.object_size:
+            return None
+        return int(min(w, MAX_GROWTH * cfg.max_width, probe[0] * cfg.object_size / height))
 
     def _fit(self, grays: list[np.ndarray]) -> None:
         self._check_config()

@@ -315,6 +315,31 @@ def window_speeds(cfs: np.ndarray, history: int) -> np.ndarray:
     return np.linalg.norm(window_means(cfs, history), axis=-1)
 
 
+def object_height(grays: list[np.ndarray], cell: int, history: int = 3, factor: float = 3.0,
+                  preset: str = "fast", finest_scale: int = 1) -> float | None:
+    """How tall, in cells, the moving objects of ``grays`` (videos of ``(T, H, W)`` uint8 frames, all at one
+    working size) are: the mean height of the moving region each moving cell belongs to (so that a region
+    counts by its area, and a stray cell of noise hardly at all). A cell moves when both its window speed
+    and its window gray-level change exceed ``factor`` x their medians over all cells, the principle of
+    ``tau_factor`` and ``change_factor`` (the gray levels keep a region to the object itself; see
+    :meth:`CellStream.describe`). ``None`` when nothing moves."""
+    flows = [cell_flows(g, cell, preset, finest_scale) for g in grays if len(g) > 1]
+    grays = [g for g in grays if len(g) > 1]
+    if not flows:
+        return None
+    speeds = [window_speeds(f, history) for f in flows]
+    changes = [window_changes(g, cell, history) for g in grays]
+    tau = factor * np.median(np.concatenate([s.ravel() for s in speeds]))
+    gate = factor * np.median(np.concatenate([c.ravel() for c in changes]))
+    total, cells = 0.0, 0
+    for s, c in zip(speeds, changes):
+        for active in (s > tau) & (c > gate):
+            _, _, stats = moving_regions(active)
+            total += float((stats[1:, 3] * stats[1:, 4]).sum())      # each region's height, once per cell
+            cells += int(stats[1:, 4].sum())
+    return total / cells if cells else None
+
+
 def self_crowd(gray: np.ndarray, thr: float = 25.0, min_frames: int = 8) -> np.ndarray | None:
     """``(T, H, W)`` uint8 normal frames -> ``(T // 2, H, W)``: the first half with the moving pixels of
     the second half (those further than ``thr`` gray levels from the video's median frame, the still
