@@ -427,3 +427,19 @@ def cv2_resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import cv2
 
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def test_vigil_train_says_when_the_working_size_grew(synthetic_root, tmp_path, capsys):
+    """A user is told what the footage made ``hybrid`` choose: the grown working size and why, in ``vigil
+    train``'s output; the run keeps it."""
+    import json
+
+    from vigil.cli import main
+
+    assert main(["train", "--model", "hybrid", "--data", str(synthetic_root), "--out", str(tmp_path / "run"),
+                 "--set", "max_width=64", "--set", "bank_size=2000"]) == 0
+    out = capsys.readouterr()
+    said = [line for line in (out.out + out.err).splitlines() if "grown from 64x48 (max_width)" in line]
+    size = json.loads((tmp_path / "run" / "config.json").read_text())["fitted"]["size"]
+    assert 64 < size[0] <= 128, size
+    assert len(said) == 1 and f"working size {size[0]}x{size[1]}," in said[0] and "object_size 5.5" in said[0], said

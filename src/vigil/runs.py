@@ -72,6 +72,8 @@ def train(model: str, data: str | os.PathLike, out: str | os.PathLike, *, settin
     seconds = time.time() - t0
     if not main:
         return det, None, seconds
+    for note in getattr(det, "fit_notes_", []):          # what a model chose from the footage (hybrid's size)
+        say(f"{det.name}: {note}")
     unseen = _unseen_alarms(det, ds.train)
     if unseen:
         worst = sorted(unseen.items(), key=lambda kv: -kv[1])[:3]

@@ -273,7 +273,7 @@ class Hybrid(Detector):
         return Input(self.size_, gray=True)
 
     def fit(self, videos, **train) -> "Hybrid":
-        self.width_ = None
+        self.width_, self.fit_notes_ = None, []
         self._check_config()
         if self.config.object_size > 0 and len(videos):
             videos = [as_video(v, f"train{i}") for i, v in enumerate(videos)]
@@ -299,7 +299,11 @@ class Hybrid(Detector):
         height = object_height(runs, cfg.cell, cfg.history, cfg.tau_factor, cfg.flow_preset, cfg.flow_scale)
         if height is None or height >= cfg.object_size:
             return None
-        return int(min(w, MAX_GROWTH * cfg.max_width, probe[0] * cfg.object_size / height))
+        width = int(min(w, MAX_GROWTH * cfg.max_width, probe[0] * cfg.object_size / height))
+        now = working_size(w, h, width, cfg.cell)
+        self.fit_notes_ = [f"working size {now[0]}x{now[1]}, grown from {probe[0]}x{probe[1]} (max_width): the training "
+                           f"footage's moving objects are {height:.1f} cells tall there, under object_size {cfg.object_size:g}"]
+        return width
 
     def _fit(self, grays: list[np.ndarray]) -> None:
         self._check_config()
