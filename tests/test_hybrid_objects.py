@@ -442,4 +442,4 @@ def test_vigil_train_says_when_the_working_size_grew(synthetic_root, tmp_path, c
     said = [line for line in (out.out + out.err).splitlines() if "grown from 64x48 (max_width)" in line]
     size = json.loads((tmp_path / "run" / "config.json").read_text())["fitted"]["size"]
     assert 64 < size[0] <= 128, size
-    assert len(said) == 1 and f"working size {size[0]}x{size[1]}," in said[0] and "object_size 5.5" in said[0], said
+    assert len(said) == 1 and f"working size {size[0]}x{size[1]}," in said[0] and "object_size 3" in said[0], said

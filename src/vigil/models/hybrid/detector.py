@@ -112,10 +112,11 @@ class HybridConfig:
     cell: int = 8                 # 8x8 px cells: a Ped2 walker at 240 px is ~2x4 cells
     # the working width grows beyond max_width (up to the source's width, at most 2x max_width) until the
     # training footage's moving objects are this many cells tall on average (features.object_height, measured
-    # at max_width): every other setting was chosen at Ped2's scale, where they are 5.6 tall at 240 px, and a
-    # camera seeing people smaller (a wider view, a larger frame) would otherwise give them a cell or two;
-    # 0: max_width, whatever the objects' size (what runs saved before this setting load as)
-    object_size: float = 5.5
+    # at max_width): every other setting was chosen at Ped2's scale, where they are 3.0-5.0 cells tall at
+    # 240 px (2.96 in its shortest training video: this value, so that no Ped2 footage, alone or in pairs,
+    # is worked at another scale), and a camera seeing people smaller would otherwise give them a cell or
+    # two; 0: max_width, whatever the objects' size (what runs saved before this setting load as)
+    object_size: float = 3.0
     # DIS FAST iterations and variational refinement, at half the working resolution (FAST alone
     # stops at a quarter). Chosen on training clips alone: the ratio of the 99th percentile to the
     # median cell speed (moving vs static) is 6.1 for ULTRAFAST, 6.4 FAST, 15.7 MEDIUM, 16.0 this.
