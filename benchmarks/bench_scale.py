@@ -13,9 +13,10 @@ fixed width). Printed: the working size chosen, micro AUC on all 12 clips and on
 share of normal test frames above ``threshold_``, fit seconds and scoring frames per second.
 
 The padded views use Ped2's test labels unchanged (the mirrored copies of an anomaly are anomalous
-frames already). These figures are on Ped2's test clips: they were looked at after ``object_size`` and
-its value (5.5 cells, Ped2's own 5.6 at 240 rounded down, so that Ped2 itself is worked at 240) were fixed,
-and nothing was chosen on them.
+frames already). These figures are on Ped2's test clips. ``object_size``'s measure and value (3 cells,
+the shortest of Ped2's training videos, 2.96 at 240 px, rounded: no Ped2 footage changes scale) come from
+the training clips; a first version (region boxes, 5.5 cells) was run here before it was replaced for
+varying 3.7-8.0 across Ped2's training videos (README, "Camera scale").
 """
 
 from __future__ import annotations
