@@ -274,6 +274,8 @@ class Hybrid(Detector):
         return Input(self.size_, gray=True)
 
     def fit(self, videos, **train) -> "Hybrid":
+        """:meth:`Detector.fit`, the working size first chosen from the footage (:meth:`_object_width`);
+        ``fit_notes_`` says what was chosen, for ``vigil train`` to print."""
         self.width_, self.fit_notes_ = None, []
         self._check_config()
         if self.config.object_size > 0 and len(videos):

@@ -334,8 +334,8 @@ def object_height(grays: list[np.ndarray], cell: int, history: int = 3, factor: 
     gate = factor * np.median(np.concatenate([c.ravel() for c in changes]))
     moving = np.concatenate([(s > tau) & (c > gate) for s, c in zip(speeds, changes)])     # (F, Gh, Gw)
     # runs down each column of each frame: pad a still row above and below, find where runs start and end
-    edges = np.diff(np.pad(moving, ((0, 0), (1, 1), (0, 0))).astype(np.int8), axis=1)
-    lengths = np.flatnonzero(np.moveaxis(edges, 1, 2).ravel() == -1) - np.flatnonzero(np.moveaxis(edges, 1, 2).ravel() == 1)
+    edges = np.moveaxis(np.diff(np.pad(moving, ((0, 0), (1, 1), (0, 0))).astype(np.int8), axis=1), 1, 2).ravel()
+    lengths = np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)      # (frame, column) runs, in order
     return float((lengths ** 2).sum() / lengths.sum()) if lengths.size else None
 
 
