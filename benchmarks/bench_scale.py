@@ -10,7 +10,8 @@ repeated has no texture, DIS flow there is noise, and the moving threshold tripl
 on its 16 training clips and scored on its 12 test clips, with the default ``object_size`` (the working
 width grows until the objects are as tall in cells as Ped2's at 240) and with ``object_size`` 0 (the
 fixed width). Printed: the working size chosen, micro AUC on all 12 clips and on 01-06 and 07-12, the
-share of normal test frames above ``threshold_``, fit seconds and scoring frames per second.
+share of normal test frames above ``threshold_``, fit seconds and scoring frames per second; the JSON
+holds every figure of ``common.test_figures`` (per clip, macro AUC, AP, events) per row.
 
 The padded views use Ped2's test labels unchanged (the mirrored copies of an anomaly are anomalous
 frames already). These figures are on Ped2's test clips. ``object_size``'s measure and value (3 cells,
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, _first_half, auc_or_nan, peak_rss_mib, save_json  # noqa: E402
+from common import DEFAULT_DATA, peak_rss_mib, save_json, test_figures  # noqa: E402
 
 
 def padded(frames: np.ndarray, factor: float) -> np.ndarray:
@@ -60,9 +61,6 @@ def main() -> None:
         raise SystemExit(f"{args.data}: its test videos have no frame labels")
     train = [v.frames() for v in ds.train]
     test = [v.frames() for v in ds.test]
-    names = [v.name for v in ds.test]
-    labels = [np.asarray(v.labels) for v in ds.test]
-    first, second = _first_half(names)
     print(f"machine {machine_info()}", flush=True)
     print(f"{'view':<34} {'object_size':>11} {'working':>9} {'all 12':>7} {'01-06':>7} {'07-12':>7} "
           f"{'normal>thr':>10} {'fit s':>6} {'fps':>5}")
@@ -79,22 +77,14 @@ def main() -> None:
                 fit_s = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 scores = [det.score(v) for v in te]
-                fps = sum(len(v) for v in te) / (time.perf_counter() - t0)
-            s, y = np.concatenate(scores), np.concatenate(labels)
-            part = {n: (sc, lb) for n, sc, lb in zip(names, scores, labels)}
-            row = {"source": [w, h], "working": list(det.size_), "object_size": size,
-                   "auc_all": auc_or_nan(y, s),
-                   "auc_01_06": auc_or_nan(np.concatenate([part[n][1] for n in first]),
-                                           np.concatenate([part[n][0] for n in first])),
-                   "auc_07_12": auc_or_nan(np.concatenate([part[n][1] for n in second]),
-                                           np.concatenate([part[n][0] for n in second])),
-                   "normal_above_threshold": float(np.mean(s[y == 0] > det.threshold_)),
-                   "fit_seconds": fit_s, "fps": fps}
+                score_s = time.perf_counter() - t0
+            fig = test_figures(ds.test, scores, det.threshold_, fit_seconds=fit_s, score_seconds=score_s)
+            row = {"source": [w, h], "working": list(det.size_), "object_size": size, **fig}
             view = f"{w}x{h} ({'Ped2' if factor == 1 else f'Ped2 padded {factor:g}x'})"
             results[f"{view}, object_size {size:g}"] = row
-            print(f"{view:<34} {size:>11g} {det.size_[0]:>4}x{det.size_[1]:<4} {row['auc_all']:7.4f} "
-                  f"{row['auc_01_06']:7.4f} {row['auc_07_12']:7.4f} {100 * row['normal_above_threshold']:9.1f}% "
-                  f"{fit_s:6.1f} {fps:5.0f}", flush=True)
+            print(f"{view:<34} {size:>11g} {det.size_[0]:>4}x{det.size_[1]:<4} {fig['micro_auc_all']:7.4f} "
+                  f"{fig['micro_auc_01-06']:7.4f} {fig['micro_auc_07-12']:7.4f} "
+                  f"{100 * fig['normal_frames_above_threshold']:9.1f}% {fit_s:6.1f} {fig['score_fps']:5.0f}", flush=True)
     print(f"peak memory (RSS) {peak_rss_mib():.0f} MiB")
     if args.json:
         save_json(args.json, {"results": results, "seed": args.seed, "machine": machine_info(),
